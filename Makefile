@@ -1,0 +1,48 @@
+# snakepipe build. `make run` and `make test` are the two commands a newcomer
+# needs; both install what they need. Area-specific targets live in mk/*.mk
+# and add themselves to the lists below (TEST_TARGETS, GENERATE_TARGETS,
+# BENCH_TARGETS, PLUGIN_TARGETS), so the top-level targets stay one line each.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+BIN := $(CURDIR)/bin
+export PATH := $(BIN):$(PATH)
+
+TEST_TARGETS := test-go
+GENERATE_TARGETS := generate-proto
+BENCH_TARGETS := bench-go
+PLUGIN_TARGETS :=
+
+include mk/*.mk
+
+.DEFAULT_GOAL := build
+.PHONY: build run test test-go generate check lint bench bench-go plugins clean
+
+build: ## Build bin/snakepipe
+	$(GO) build -o $(BIN)/snakepipe ./cmd/snakepipe
+
+run: build ## Run snakepipe on the embedded default config, with a demo client streaming a few events
+	$(BIN)/snakepipe demo
+
+test: $(TEST_TARGETS) ## Everything CI runs
+
+test-go: $(PLUGIN_TARGETS)
+	$(GO) test -race -shuffle=on -timeout 15m ./...
+
+generate: $(GENERATE_TARGETS) ## Regenerate committed generated code
+
+check: generate ## Fail if generated code, formatting or go.mod are stale
+	gofmt -l . | (! grep .) || { echo "gofmt needed on the files above"; exit 1; }
+	$(GO) mod tidy
+	git diff --exit-code -- . ':(exclude)BENCHMARKS.md' || { echo "generated files or go.mod are stale: run make generate / go mod tidy and commit"; exit 1; }
+
+bench: $(BENCH_TARGETS) ## Benchmarks and load scenarios; see BENCHMARKS.md
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+plugins: $(PLUGIN_TARGETS) ## Build every example and fixture plugin from source
+
+clean:
+	rm -rf $(BIN) .venv
