@@ -308,6 +308,7 @@ class Runtime:
         self.connected = False
         self.connections = 0
         self.closed = False
+        self.sent_retired = False  # its sender's count moved into _sent_base
         self.sender: Any = None
         self.samplers: Any = None
 
@@ -401,6 +402,7 @@ def _stop(rt: Runtime, timeout: Optional[float]) -> bool:
     if rt.sender is not None:
         ok = rt.sender.shutdown(rt.config.shutdown_timeout if timeout is None else timeout)
         _sent_base += rt.sender.sent
+        rt.sent_retired = True
     return ok
 
 
@@ -438,7 +440,7 @@ def stats() -> Dict[str, Any]:
         "queue_depth": len(rt.queue) if rt is not None else 0,
         "queue_capacity": rt.config.queue_size if rt is not None else 0,
         "queued": _totals.value("queued"),
-        "sent": _sent_base + (sender.sent if sender is not None else 0),
+        "sent": _sent_base + (sender.sent if sender is not None and not rt.sent_retired else 0),
         "dropped": _drops.snapshot(),
         "rejected": dict(rt.rejected) if rt is not None else {},
         "reconnects": rt.reconnects if rt is not None else 0,
