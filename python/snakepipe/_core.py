@@ -530,8 +530,30 @@ def _reset_decider() -> None:
     _decisions_get = {}.get
 
 
+def _before_fork() -> None:
+    # gRPC cannot be used in a child forked while one of its calls is
+    # active, so the sender ends its stream and parks before the fork.
+    try:
+        rt = _rt
+        pause = getattr(rt.sender, "pause", None) if rt is not None and not rt.closed else None
+        if pause is not None:
+            pause(1.0)
+    except Exception:
+        log.debug("snakepipe: pausing the sender before fork failed", exc_info=True)
+
+
+def _after_fork_in_parent() -> None:
+    try:
+        rt = _rt
+        resume = getattr(rt.sender, "resume", None) if rt is not None else None
+        if resume is not None:
+            resume()
+    except Exception:
+        log.debug("snakepipe: resuming the sender after fork failed", exc_info=True)
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 def _reset_for_tests() -> None:

@@ -219,7 +219,10 @@ class GrpcSender(BaseSender):
     def __init__(self, rt: "_core.Runtime") -> None:
         super().__init__(rt)
         self._stream: Optional[_Stream] = None
-        self._stop_event = threading.Event()
+        self._interrupt = threading.Event()  # cuts a backoff sleep short
+        self._paused = False
+        self._parked = threading.Event()  # set while paused and out of gRPC
+        self._resume = threading.Event()
         self._rng = random.Random()
         self._seen_unknown: set = set()
         self._encoder = EventEncoder(rt.config.max_value_len)
@@ -229,7 +232,32 @@ class GrpcSender(BaseSender):
     # -- control ----------------------------------------------------------
 
     def _stop_hook(self) -> None:
-        self._stop_event.set()
+        self._interrupt.set()
+        self._resume.set()
+
+    # -- fork ---------------------------------------------------------------
+
+    def pause(self, timeout: float = 1.0) -> None:
+        """End the current stream gracefully and park the sender outside
+        gRPC (called before ``os.fork()``: gRPC cannot be used in a child
+        forked while a call is active). Queued events stay queued."""
+        self._resume.clear()
+        self._paused = True
+        self._interrupt.set()
+        st = self._stream
+        if st is not None:
+            st.closing = True  # the generator returns: half-close
+        self.wake.set()
+        if not self._parked.wait(timeout) and st is not None:
+            self._cancel(st)
+            self._parked.wait(timeout)
+
+    def resume(self) -> None:
+        """Undo ``pause`` (in the parent after fork): reconnect at once."""
+        self._paused = False
+        if not self._stopping:
+            self._interrupt.clear()
+        self._resume.set()
 
     def _lost_at_shutdown(self) -> bool:
         return not self._clean_end
@@ -417,6 +445,11 @@ class GrpcSender(BaseSender):
 
         attempt = 0
         while True:
+            if self._paused and not self._stopping:
+                self._parked.set()
+                self._resume.wait()
+                self._parked.clear()
+                continue
             if self._stopping and (time.monotonic() >= self._deadline):
                 break
             st = _Stream()
@@ -456,6 +489,8 @@ class GrpcSender(BaseSender):
                 break
             if st.welcome.is_set():
                 attempt = 0
+            if self._paused:
+                continue
             if st.goaway_delay is not None:
                 delay = st.goaway_delay * (1.0 + 0.5 * self._rng.random()) if st.goaway_delay > 0 else self._backoff(0)
             else:
@@ -465,5 +500,5 @@ class GrpcSender(BaseSender):
                 # Keep trying until the shutdown deadline, at a short interval.
                 time.sleep(min(delay, 0.1, max(0.0, self._deadline - time.monotonic())))
             else:
-                self._stop_event.wait(delay)
+                self._interrupt.wait(delay)
         self._stream = None
