@@ -300,7 +300,14 @@ class GrpcSender(BaseSender):
             g = msg.go_away
             st.closing = True
             st.goaway_delay = g.reconnect_after_ms / 1000.0
-            log.info("snakepipe: host sent GoAway (%s); reconnecting after %d ms", g.reason, g.reconnect_after_ms)
+            if g.reason == "replaced":
+                # Another process streams under our worker_id; reconnecting
+                # at once would only take the id back and forth.
+                st.goaway_delay = max(st.goaway_delay, self.cfg.max_backoff)
+                log.warning("snakepipe: another stream took worker_id %r; check that worker ids are unique",
+                            self.cfg.worker_id)
+            else:
+                log.info("snakepipe: host sent GoAway (%s); reconnecting after %d ms", g.reason, g.reconnect_after_ms)
             self.wake.set()
             timer = threading.Timer(GOAWAY_GRACE, self._cancel, args=(st,))
             timer.daemon = True

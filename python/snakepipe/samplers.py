@@ -6,8 +6,8 @@
 * ``cpu``: ``python.cpu.sampled`` with ``cpu_percent``: process CPU time
   over wall time since the previous sample, in percent of one core.
 * ``gc``: ``python.gc.completed`` after every garbage collection, from
-  ``gc.callbacks``: ``duration`` (ns), ``collected``, ``uncollectable``,
-  ``generation``.
+  ``gc.callbacks``: ``duration`` (ns), ``collected``, ``generation`` (the
+  keys the host's catalog declares for the event).
 """
 
 from __future__ import annotations
@@ -83,7 +83,6 @@ class GcSampler:
             t0 = self._t0.pop(gen, None)
             m: Dict[str, Any] = {
                 "collected": int(info.get("collected", 0)),
-                "uncollectable": int(info.get("uncollectable", 0)),
                 "generation": gen,
             }
             if t0 is not None:
