@@ -193,29 +193,36 @@ func ParseMetricType(s string) (MetricType, error) {
 	return 0, fmt.Errorf("%q: want counter, gauge, timer, histogram, distribution or set", s)
 }
 
+// unitFactors are exact integers in the dimension's smallest unit, so that
+// a conversion is one exact multiplication or division (7000 ns is 0.007
+// ms, not 0.006999999999999999).
 var unitFactors = map[string]struct {
 	dim    string
 	factor float64
 }{
-	"ns": {"time", 1e-9}, "us": {"time", 1e-6}, "ms": {"time", 1e-3}, "s": {"time", 1},
-	"min": {"time", 60}, "h": {"time", 3600},
-	"b": {"size", 1}, "kib": {"size", 1024}, "mib": {"size", 1 << 20}, "gib": {"size", 1 << 30},
+	"ns": {"time", 1}, "us": {"time", 1e3}, "ms": {"time", 1e6}, "s": {"time", 1e9},
+	"min": {"time", 60e9}, "h": {"time", 3600e9},
+	"b": {"size", 1}, "kib": {"size", 1 << 10}, "mib": {"size", 1 << 20}, "gib": {"size", 1 << 30},
 }
 
-// unitScale returns the factor converting from to to.
-func unitScale(from, to string) (float64, error) {
+// unitScale returns the conversion from one unit to another as a
+// multiplier and a divisor (one of them is 1).
+func unitScale(from, to string) (mul, div float64, err error) {
 	f, ok := unitFactors[from]
 	if !ok {
-		return 0, fmt.Errorf("unknown unit %q (want ns, us, ms, s, min, h, b, kib, mib or gib)", from)
+		return 0, 0, fmt.Errorf("unknown unit %q (want ns, us, ms, s, min, h, b, kib, mib or gib)", from)
 	}
 	t, ok := unitFactors[to]
 	if !ok {
-		return 0, fmt.Errorf("unknown unit %q (want ns, us, ms, s, min, h, b, kib, mib or gib)", to)
+		return 0, 0, fmt.Errorf("unknown unit %q (want ns, us, ms, s, min, h, b, kib, mib or gib)", to)
 	}
 	if f.dim != t.dim {
-		return 0, fmt.Errorf("cannot convert %s (%s) to %s (%s)", from, f.dim, to, t.dim)
+		return 0, 0, fmt.Errorf("cannot convert %s (%s) to %s (%s)", from, f.dim, to, t.dim)
 	}
-	return f.factor / t.factor, nil
+	if f.factor >= t.factor {
+		return f.factor / t.factor, 1, nil
+	}
+	return 1, t.factor / f.factor, nil
 }
 
 // Limits on config values.
@@ -345,7 +352,7 @@ func (m *Mapping) validate(allowed map[string]bool) []error {
 		if m.Scale != 0 {
 			errs = append(errs, errors.New("scale: set either scale or from_unit/to_unit, not both"))
 		}
-		if _, err := unitScale(m.FromUnit, m.ToUnit); err != nil {
+		if _, _, err := unitScale(m.FromUnit, m.ToUnit); err != nil {
 			errs = append(errs, fmt.Errorf("from_unit: %w", err))
 		}
 	}

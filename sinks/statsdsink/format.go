@@ -241,7 +241,7 @@ func value(t *target, e *pipeline.Event) (float64, string) {
 	if !ok {
 		return 0, skipNotNumeric
 	}
-	v *= r.scale
+	v = v * r.scale / r.div
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, skipInvalidValue
 	}

@@ -45,7 +45,8 @@ type rule struct {
 	measurement string
 	metadata    string
 	value       float64
-	scale       float64
+	scale       float64 // multiplier
+	div         float64 // divisor (unit conversions to a larger unit)
 	tags        []tagKey
 }
 
@@ -100,10 +101,10 @@ func newMapper(cfg *Config) (*mapper, error) {
 		if err != nil {
 			return nil, err
 		}
-		r := &rule{glob: g, typ: typ, name: mp.Name, measurement: mp.Measurement, metadata: mp.Metadata, value: mp.Value, scale: 1}
+		r := &rule{glob: g, typ: typ, name: mp.Name, measurement: mp.Measurement, metadata: mp.Metadata, value: mp.Value, scale: 1, div: 1}
 		switch {
 		case mp.FromUnit != "" || mp.ToUnit != "":
-			if r.scale, err = unitScale(mp.FromUnit, mp.ToUnit); err != nil {
+			if r.scale, r.div, err = unitScale(mp.FromUnit, mp.ToUnit); err != nil {
 				return nil, err
 			}
 		case mp.Scale != 0:
