@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,7 +80,8 @@ var seqCounter atomic.Uint64
 func testBatch(n int) *Batch {
 	b := &Batch{}
 	for i := 0; i < n; i++ {
-		b.Events = append(b.Events, Event{Name: "python.call.stop", SampleRate: 1, Seq: seqCounter.Add(1)})
+		seq := seqCounter.Add(1)
+		b.Events = append(b.Events, Event{Name: "python.call.stop", SampleRate: 1, Seq: seq, TimestampNs: int64(seq)})
 	}
 	b.ComputeBytes()
 	return b
@@ -667,5 +670,101 @@ func TestExporterConfigValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// dirSink appends JSON lines to dir/events.jsonl, opening the file for each
+// batch and writing the batch in one call, so a removed directory is an
+// error (transient: it may come back) and a line is never half-written.
+// It stands in for the file sink, which lives in another package.
+type dirSink struct {
+	dir string
+}
+
+func (d *dirSink) Start(context.Context) error    { return nil }
+func (d *dirSink) Shutdown(context.Context) error { return nil }
+func (d *dirSink) Write(_ context.Context, b *Batch) error {
+	var buf []byte
+	for i := range b.Events {
+		buf = AppendJSON(buf, &b.Events[i])
+		buf = append(buf, '\n')
+	}
+	f, err := os.OpenFile(filepath.Join(d.dir, "events.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(buf); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func TestExporterRecoversWhenDirectoryReturns(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	set, m := testSettings("file")
+	cfg := fastRetry()
+	cfg.Circuit = CircuitConfig{FailureThreshold: 3, OpenDuration: 20 * time.Millisecond}
+	e := NewExporter(set, &dirSink{dir: dir}, cfg)
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	var want []uint64
+	for i := 0; i < 20; i++ {
+		b := testBatch(3)
+		for _, ev := range b.Events {
+			want = append(want, ev.Seq)
+		}
+		if err := e.Write(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for metricValue(t, m, "snakepipe_sink_circuit_open", "sink", "test/file") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("circuit never opened while the directory was gone")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := metricValue(t, m, "snakepipe_sink_failed_total", "sink", "test/file", "reason", "transient"); got < 3 {
+		t.Errorf("failed{transient} = %v, want >= 3", got)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	shutdown(t, e)
+	f, err := os.Open(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := ReadEventsJSON(f)
+	if err != nil {
+		t.Fatalf("corrupted output: %v", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("file holds %d events, want %d (each exactly once)", len(got), len(want))
+	}
+	seen := map[uint64]bool{}
+	for i := range got {
+		seen[uint64(got[i].TimestampNs)] = true
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Fatalf("event %d missing from the file", w)
+		}
+	}
+	if got := metricValue(t, m, "snakepipe_sink_circuit_open", "sink", "test/file"); got != 0 {
+		t.Errorf("circuit still open after recovery")
+	}
+	if got := metricValue(t, m, "snakepipe_sink_events_written_total", "sink", "test/file"); got != float64(len(want)) {
+		t.Errorf("written = %v, want %d", got, len(want))
 	}
 }
