@@ -225,6 +225,7 @@ const (
 	skipMissingMetadata    = "missing_metadata"
 	skipNotNumeric         = "not_numeric"
 	skipInvalidValue       = "invalid_value"
+	skipLineTooLong        = "line_too_long"
 )
 
 // value computes a numeric value for a non-set target.

@@ -273,3 +273,28 @@ func BenchmarkMapAndFormat(b *testing.B) {
 		b.Fatal("no lines")
 	}
 }
+
+func TestLineTooLongIsSkipped(t *testing.T) {
+	cfg := issueConfig("dogstatsd")
+	cfg.TagKeys = []string{"tool"}
+	for i := 0; i < 20; i++ {
+		cfg.TagKeys = append(cfg.TagKeys, "k"+strings.Repeat("x", i))
+	}
+	var md []pipeline.Label
+	for _, k := range cfg.TagKeys {
+		md = append(md, pipeline.Label{Key: k, Value: strings.Repeat("v", 4000)})
+	}
+	m := pipeline.NewMetrics()
+	s, err := New(pipeline.Settings{ID: pipeline.MustComponentID("statsd/test"), Metrics: m}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := callStop(1, 1, md...)
+	s.appendEvent(&ev)
+	if len(s.pkts) != 0 {
+		t.Fatalf("a %d-byte line was packed", len(s.buf))
+	}
+	if got, _ := m.Value("snakepipe_statsd_mapping_skipped_total", pipeline.L("sink", "statsd/test", "reason", "line_too_long")...); got != 2 {
+		t.Errorf("skipped{line_too_long} = %v, want 2", got)
+	}
+}

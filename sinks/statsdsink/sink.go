@@ -148,7 +148,7 @@ func New(set pipeline.Settings, cfg *Config) (*Sink, error) {
 		s.mSendErr[r] = m.Counter("snakepipe_statsd_send_errors_total", "Socket errors, by kind.", pipeline.L("sink", id, "reason", r)...)
 	}
 	s.mDropped[dropSendError] = m.Counter("snakepipe_statsd_lines_dropped_total", "Formatted lines never sent, by reason.", pipeline.L("sink", id, "reason", dropSendError)...)
-	for _, r := range []string{skipMissingMeasurement, skipMissingMetadata, skipNotNumeric, skipInvalidValue} {
+	for _, r := range []string{skipMissingMeasurement, skipMissingMetadata, skipNotNumeric, skipInvalidValue, skipLineTooLong} {
 		s.mSkipped[r] = m.Counter("snakepipe_statsd_mapping_skipped_total", "Mapping rules that matched an event but produced no line, by reason.", pipeline.L("sink", id, "reason", r)...)
 	}
 	return s, nil
@@ -223,6 +223,9 @@ func (s *Sink) appendEvent(e *pipeline.Event) {
 		}
 		var reason string
 		s.line, reason = s.fmt.appendLine(s.line[:0], t, e)
+		if reason == skipNone && len(s.line) > MaxPacketLimit {
+			reason = skipLineTooLong // would not fit any datagram
+		}
 		if reason != skipNone {
 			s.mSkipped[reason].Inc()
 			continue
