@@ -61,5 +61,5 @@ func benchUDP(b *testing.B, maxPacket int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 }
 
-func BenchmarkUDPPacked1432(b *testing.B)          { benchUDP(b, 1432) }
+func BenchmarkUDPPacked1432(b *testing.B)         { benchUDP(b, 1432) }
 func BenchmarkUDPOneLinePerDatagram(b *testing.B) { benchUDP(b, 0) }
