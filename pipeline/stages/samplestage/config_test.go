@@ -50,4 +50,3 @@ func TestConfig(t *testing.T) {
 		})
 	}
 }
-
