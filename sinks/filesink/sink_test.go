@@ -602,10 +602,14 @@ func TestBufferBytesFlushesEarly(t *testing.T) {
 func BenchmarkWrite(b *testing.B) {
 	for _, bc := range []struct {
 		name   string
+		events int
 		change func(c *Config)
 	}{
-		{"buffered", func(c *Config) {}},
-		{"write_through", func(c *Config) { c.FlushInterval, c.Fsync = 0, FsyncNever }},
+		{"buffered/batch=100", 100, func(c *Config) { c.Fsync = FsyncNever }},
+		{"buffered/batch=1000", 1000, func(c *Config) { c.Fsync = FsyncNever }},
+		{"buffered_fsync_interval/batch=1000", 1000, func(c *Config) {}},
+		{"write_through/batch=100", 100, func(c *Config) { c.FlushInterval, c.Fsync = 0, FsyncNever }},
+		{"write_through/batch=1000", 1000, func(c *Config) { c.FlushInterval, c.Fsync = 0, FsyncNever }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := DefaultConfig()
@@ -616,7 +620,7 @@ func BenchmarkWrite(b *testing.B) {
 			if err := s.Start(context.Background()); err != nil {
 				b.Fatal(err)
 			}
-			batch := benchBatch(1000)
+			batch := benchBatch(bc.events)
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := s.Write(context.Background(), batch); err != nil {

@@ -104,7 +104,7 @@ func BenchmarkProcess(b *testing.B) {
 				src[i] = pipeline.Event{Name: names[i%4], Origin: origin,
 					Metadata: []pipeline.Label{{Key: "tool", Value: []string{"search_web", "calc"}[i%2]}}}
 			}
-			batch := &pipeline.Batch{}
+			batch := &pipeline.Batch{Events: make([]pipeline.Event, 0, len(src))}
 			b.ReportAllocs()
 			for b.Loop() {
 				batch.Events = append(batch.Events[:0], src...)

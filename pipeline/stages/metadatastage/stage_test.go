@@ -131,7 +131,7 @@ func BenchmarkProcess(b *testing.B) {
 			for i := range src {
 				src[i] = pipeline.Event{Name: "python.call.stop", Origin: origin, Metadata: shared}
 			}
-			batch := &pipeline.Batch{}
+			batch := &pipeline.Batch{Events: make([]pipeline.Event, 0, len(src))}
 			b.ReportAllocs()
 			for b.Loop() {
 				batch.Events = append(batch.Events[:0], src...)

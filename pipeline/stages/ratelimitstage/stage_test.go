@@ -158,7 +158,7 @@ func BenchmarkProcess(b *testing.B) {
 	s, _, _ := newStage(b, Rule{Pattern: "python.gc.*", Rate: 1e12, Burst: 1 << 30}, Rule{Pattern: "python.call.*", Rate: 1e12, Burst: 1 << 30})
 	s.now = time.Now
 	src := batch("python.call.stop", 1000)
-	buf := &pipeline.Batch{}
+	buf := &pipeline.Batch{Events: make([]pipeline.Event, 0, len(src.Events))}
 	b.ReportAllocs()
 	for b.Loop() {
 		buf.Events = append(buf.Events[:0], src.Events...)
