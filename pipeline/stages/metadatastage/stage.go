@@ -75,11 +75,25 @@ func (s *Stage) Start(context.Context) error { return nil }
 // Shutdown does nothing.
 func (s *Stage) Shutdown(context.Context) error { return nil }
 
-// Process applies the operations to every matching event.
+// Process applies the operations to every matching event. The new
+// metadata slices of one batch are carved from one allocation, each capped
+// at its own length so that no event can grow into its neighbour's.
 func (s *Stage) Process(_ context.Context, b *pipeline.Batch) (*pipeline.Batch, error) {
+	need := 0
 	for i := range b.Events {
-		if e := &b.Events[i]; s.events.Match(e.Name) {
-			s.Apply(e)
+		if e := &b.Events[i]; s.events.Match(e.Name) && s.touches(e.Metadata) {
+			need += len(e.Metadata) + len(s.set)
+		}
+	}
+	if need == 0 {
+		return b, nil
+	}
+	slab := make([]pipeline.Label, need)
+	for i := range b.Events {
+		if e := &b.Events[i]; s.events.Match(e.Name) && s.touches(e.Metadata) {
+			n := len(e.Metadata) + len(s.set)
+			s.apply(e, slab[:0:n])
+			slab = slab[n:]
 		}
 	}
 	return b, nil
@@ -109,10 +123,15 @@ func (s *Stage) touches(md []pipeline.Label) bool {
 // Apply changes e's metadata. It replaces e.Metadata with a new slice
 // when anything changes and never writes to the old one.
 func (s *Stage) Apply(e *pipeline.Event) {
-	old := e.Metadata
-	if !s.touches(old) {
-		return
+	if s.touches(e.Metadata) {
+		s.apply(e, make([]pipeline.Label, 0, len(e.Metadata)+len(s.set)))
 	}
+}
+
+// apply builds e's new metadata in md (empty, with room for the old
+// labels plus every set key).
+func (s *Stage) apply(e *pipeline.Event, md []pipeline.Label) {
+	old := e.Metadata
 	// Expand templates against the event as it arrived (before renames).
 	var values []string
 	if !s.constSet {
@@ -123,7 +142,6 @@ func (s *Stage) Apply(e *pipeline.Event) {
 			}
 		}
 	}
-	md := make([]pipeline.Label, 0, len(old)+len(s.set))
 	// Rename: a renamed label replaces a label already holding its new key.
 	for _, l := range old {
 		if to, ok := s.renamed(l.Key); ok {

@@ -143,3 +143,19 @@ func BenchmarkProcess(b *testing.B) {
 		})
 	}
 }
+
+func TestProcessSlabSlicesAreCapped(t *testing.T) {
+	// Slices carved from one allocation must not let an append on one
+	// event write into the next event's labels.
+	s, err := New(pipeline.Settings{}, &Config{Events: "*", Set: map[string]string{"k": "v"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &pipeline.Batch{Events: []pipeline.Event{{Name: "a", Metadata: md("x", "1")}, {Name: "b", Metadata: md("y", "2")}}}
+	out, _ := s.Process(context.Background(), b)
+	grown := append(out.Events[0].Metadata, pipeline.Label{Key: "z", Value: "3"})
+	_ = grown
+	if want := md("y", "2", "k", "v"); !reflect.DeepEqual(out.Events[1].Metadata, want) {
+		t.Fatalf("second event's metadata = %v, want %v", out.Events[1].Metadata, want)
+	}
+}
