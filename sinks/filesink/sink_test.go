@@ -635,7 +635,7 @@ func BenchmarkWrite(b *testing.B) {
 	}
 }
 
-// benchBatch is a batch of typical python.call.stop events (~330 bytes as
+// benchBatch is a batch of typical python.call.stop events (309 bytes as
 // a JSON line).
 func benchBatch(n int) *pipeline.Batch {
 	origin := &pipeline.Origin{WorkerID: "worker-17", Pool: "inference", Hostname: "gpu-node-3", PID: 31337}
