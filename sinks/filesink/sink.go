@@ -228,6 +228,9 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("file sink %s: %w", s.id, err)
 	}
+	if b.Len() == 0 {
+		return s.add(nil)
+	}
 	bp := encPool.Get().(*[]byte)
 	enc := (*bp)[:0]
 	for i := range b.Events {

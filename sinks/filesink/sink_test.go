@@ -651,3 +651,21 @@ func benchBatch(n int) *pipeline.Batch {
 	}
 	return b
 }
+
+func TestNilBatch(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Path = filepath.Join(t.TempDir(), "events.jsonl")
+	s, _ := newSink(t, cfg)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), nil); err != nil {
+		t.Fatalf("Write(nil) = %v", err)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), nil); !pipeline.IsPermanent(err) {
+		t.Fatalf("Write(nil) after Shutdown = %v, want permanent", err)
+	}
+}
