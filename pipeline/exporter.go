@@ -143,9 +143,10 @@ const (
 	FailReasonPermanent        = "permanent"
 )
 
-// ErrExporterClosed is returned by Exporter.Write after Shutdown began; the
-// batch was dropped and counted (reason shutdown). The graph stops upstream
-// first, so seeing it means a producer outlived its sinks.
+// ErrExporterClosed is returned (marked Permanent) by Exporter.Write after
+// Shutdown began; the batch was dropped and counted (reason shutdown). The
+// graph stops upstream first, so seeing it means a producer outlived its
+// sinks.
 var ErrExporterClosed = errors.New("sink exporter is shut down")
 
 // Exporter wraps a Sink with a bounded queue, worker goroutines, retries
@@ -293,14 +294,14 @@ func (e *Exporter) Start(ctx context.Context) error {
 // here as snakepipe_sink_dropped_total{reason=queue_full|evicted_oldest}).
 // With full_policy block it waits for room; if ctx ends first it returns an
 // error wrapping ctx.Err() and nothing was queued. After Shutdown began it
-// returns ErrExporterClosed.
+// returns ErrExporterClosed, marked Permanent.
 func (e *Exporter) Write(ctx context.Context, b *Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
 	if e.stopping.Load() {
 		e.drop(DropReasonShutdown, b.Len())
-		return fmt.Errorf("sink %s: %w", e.set.ID, ErrExporterClosed)
+		return Permanent(fmt.Errorf("sink %s: %w", e.set.ID, ErrExporterClosed))
 	}
 	err := e.queue.Put(ctx, b.Clone())
 	switch {
@@ -308,7 +309,7 @@ func (e *Exporter) Write(ctx context.Context, b *Batch) error {
 		return nil
 	case errors.Is(err, ErrQueueClosed):
 		e.drop(DropReasonShutdown, b.Len())
-		return fmt.Errorf("sink %s: %w", e.set.ID, ErrExporterClosed)
+		return Permanent(fmt.Errorf("sink %s: %w", e.set.ID, ErrExporterClosed))
 	default:
 		return fmt.Errorf("sink %s: %w", e.set.ID, err)
 	}
