@@ -164,7 +164,9 @@ var ErrExporterClosed = errors.New("sink exporter is shut down")
 // snakepipe_sink_failed_total{reason} (failed Write calls),
 // snakepipe_sink_dropped_total{reason} (events), snakepipe_sink_retries_total,
 // snakepipe_sink_queue_events, snakepipe_sink_queue_bytes,
-// snakepipe_sink_circuit_open.
+// snakepipe_sink_circuit_open, and the histogram
+// snakepipe_sink_event_latency_seconds: from each event's timestamp (the
+// worker's clock at emit) to the end of the sink Write that delivered it.
 type Exporter struct {
 	set  Settings
 	sink Sink
@@ -176,6 +178,7 @@ type Exporter struct {
 	circ  *circuit
 
 	written       *Counter
+	latency       *Histogram
 	retries       *Counter
 	failTransient *Counter
 	failPermanent *Counter
@@ -229,6 +232,8 @@ func newExporter(set Settings, sink Sink, cfg ExporterConfig, clk clock) *Export
 		clk:  clk,
 		written: m.Counter("snakepipe_sink_events_written_total",
 			"Events the sink accepted.", lbl...),
+		latency: m.Histogram("snakepipe_sink_event_latency_seconds",
+			"Seconds from an event's timestamp (worker clock at emit) to its delivery by the sink.", LatencyBuckets, lbl...),
 		retries: m.Counter("snakepipe_sink_retries_total",
 			"Write attempts repeated after a transient error.", lbl...),
 		failTransient: m.Counter("snakepipe_sink_failed_total",
@@ -343,6 +348,7 @@ func (e *Exporter) deliver(b *Batch) {
 		case err == nil:
 			e.circ.result(true)
 			e.written.Add(uint64(n))
+			observeLatency(e.latency, b, time.Now().UnixNano())
 			return
 		case ctx.Err() != nil:
 			// The shutdown deadline cut the attempt short.
@@ -576,4 +582,23 @@ func (c *circuit) abandon() {
 		c.broadcastLocked()
 	}
 	c.mu.Unlock()
+}
+
+// observeLatency records now minus each event's timestamp. Runs of equal
+// timestamps (a batch stamped at send time) cost one observation. Events
+// without a timestamp, or stamped in the future by a skewed clock, are
+// skipped.
+func observeLatency(h *Histogram, b *Batch, now int64) {
+	ev := b.Events
+	for i := 0; i < len(ev); {
+		ts := ev[i].TimestampNs
+		j := i + 1
+		for j < len(ev) && ev[j].TimestampNs == ts {
+			j++
+		}
+		if ts > 0 && ts <= now {
+			h.ObserveN(float64(now-ts)/1e9, uint64(j-i))
+		}
+		i = j
+	}
 }
