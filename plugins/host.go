@@ -265,6 +265,8 @@ func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, 
 		return nil, fmt.Errorf("%w: %w", ErrNotWasm, err)
 	}
 	m := &module{cm: cm, rt: r, sha: hex.EncodeToString(key.sum[:]), key: key, refs: 1, size: len(bin), compileTime: time.Since(start)}
+	var info Info
+	m.checkErr = errors.Join(describe(cm, &info, m)...)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

@@ -154,6 +154,7 @@ type module struct {
 	size        int
 	compileTime time.Duration
 	refs        int // under Host.mu
+	checkErr    error
 
 	kinds         []Kind
 	meta          *Meta

@@ -60,7 +60,7 @@ func (v *version) get(ctx context.Context) (*instance, error) {
 		return inst, nil
 	default:
 	}
-	inst, err := v.stage.instantiate(ctx, v.mod)
+	inst, err := v.stage.instantiate(ctx, v)
 	if err != nil {
 		<-v.slots
 		return nil, err
@@ -76,7 +76,7 @@ func (v *version) put(inst *instance, failed bool) {
 	case failed:
 		inst.close(false, v.stage.cfg.Trusted)
 		v.stage.m.restartsFailure.Inc()
-	case uint64(inst.mem.Size()) > v.stage.highWater || inst.batches >= recycleBatches:
+	case int(inst.mem.Size()) > v.stage.highWater || inst.batches >= recycleBatches:
 		inst.close(true, v.stage.cfg.Trusted)
 		v.stage.m.restartsRecycle.Inc()
 	default:
