@@ -3,6 +3,7 @@
 # when its source is newer, installing wabt / clang+lld from apt if missing.
 
 WASMHOST_TD := plugins/testdata
+.SECONDEXPANSION:
 WASMHOST_WAT := $(wildcard $(WASMHOST_TD)/*.wat)
 WASMHOST_WASM := $(WASMHOST_WAT:.wat=.wasm) \
 	$(WASMHOST_TD)/filter.wasm $(WASMHOST_TD)/enrich.wasm \
@@ -20,8 +21,10 @@ wasmhost-tools:
 	@command -v wat2wasm >/dev/null || { apt-get update -qq && apt-get install -y -qq wabt; }
 	@{ command -v clang && command -v wasm-ld; } >/dev/null || { apt-get update -qq && apt-get install -y -qq clang lld; }
 
-%.wasm: %.wat | wasmhost-tools
-	wat2wasm --enable-annotations $< -o $@
+# A NAME.meta.json next to NAME.wat becomes the snakepipe.meta section.
+%.wasm: %.wat $$(wildcard %.meta.json) | wasmhost-tools
+	wat2wasm $< -o $@
+	if [ -f $*.meta.json ]; then $(WASMHOST_TD)/addmeta.sh $@ $*.meta.json; fi
 
 $(WASMHOST_TD)/filter.wasm $(WASMHOST_TD)/enrich.wasm: $(WASMHOST_TD)/%.wasm: $(WASMHOST_TD)/%.c $(WASMHOST_TD)/fixture.h | wasmhost-tools
 	clang $(WASMHOST_CFLAGS) -o $@ $<

@@ -1,6 +1,5 @@
-;; snakepipe.meta says enrich but only snk_filter is exported.
+;; snakepipe.meta (badmeta.meta.json) says enrich but only snk_filter is exported.
 (module
-  (@custom "snakepipe.meta" "{\"name\":\"x\",\"kind\":\"enrich\"}")
   (memory (export "memory") 5)
   (func (export "snk_abi_version") (result i32) (i32.const 1))
   (func (export "snk_in_buf") (param $min i32) (result i32)

@@ -1,6 +1,5 @@
-;; Keeps everything; carries a snakepipe.meta section.
+;; Keeps everything; meta.meta.json is appended as its snakepipe.meta section.
 (module
-  (@custom "snakepipe.meta" "{\"name\":\"keepall\",\"version\":\"1.0.0\",\"kind\":\"filter\"}")
   (memory (export "memory") 5)
   (func (export "snk_abi_version") (result i32) (i32.const 1))
   (func (export "snk_in_buf") (param $min i32) (result i32)

@@ -5,7 +5,8 @@
 ;; "duration" (int or float) is >= the config value "min_duration_ns"
 ;; (decimal string, default 0). Every other event is kept.
 ;;
-;; Build: wat2wasm --enable-annotations filter.wat -o filter.wasm
+;; Build: wat2wasm filter.wat -o filter.wasm
+;;   (make plugins also appends filter.meta.json as the snakepipe.meta section)
 ;;
 ;; Memory layout (2 pages of 64 KiB):
 ;;   0      "python.call.stop" (16 bytes)
@@ -14,7 +15,6 @@
 ;;   1024   verdict bytes, one per event of the current batch
 ;;   65536  input buffer (64 KiB): records, or the config frame at init
 (module
-  (@custom "snakepipe.meta" "{\"name\":\"slow_calls\",\"version\":\"1.0.0\",\"kind\":\"filter\",\"description\":\"keeps python.call.stop slower than min_duration_ns\"}")
   (memory (export "memory") 2)
   (data (i32.const 0) "python.call.stop")
   (data (i32.const 16) "duration")
