@@ -3,11 +3,11 @@ package plugins
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
-	"sync"
-	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,8 +79,12 @@ func ev(name string, ms ...pipeline.Measurement) pipeline.Event {
 	return pipeline.Event{Name: name, TimestampNs: 1, SampleRate: 1, Measurements: ms}
 }
 
-func mi(k string, v int64) pipeline.Measurement   { return pipeline.Measurement{Key: k, Value: pipeline.IntValue(v)} }
-func mf(k string, v float64) pipeline.Measurement { return pipeline.Measurement{Key: k, Value: pipeline.FloatValue(v)} }
+func mi(k string, v int64) pipeline.Measurement {
+	return pipeline.Measurement{Key: k, Value: pipeline.IntValue(v)}
+}
+func mf(k string, v float64) pipeline.Measurement {
+	return pipeline.Measurement{Key: k, Value: pipeline.FloatValue(v)}
+}
 
 func names(b *pipeline.Batch) []string {
 	var out []string
