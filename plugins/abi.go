@@ -67,6 +67,13 @@ func recordSize(e *pipeline.Event) int {
 }
 
 func pidLen(pid int64) int {
+	if pid >= 0 && pid < 1e9 { // the common case, without formatting
+		n := 1
+		for p := pid; p >= 10; p /= 10 {
+			n++
+		}
+		return n
+	}
 	var buf [20]byte
 	return len(strconv.AppendInt(buf[:0], pid, 10))
 }
@@ -96,9 +103,35 @@ func encodable(e *pipeline.Event) bool {
 	return true
 }
 
+// originCache holds the encoded host-context fields of the last Origin
+// seen: events of one stream share their Origin, so the four fields are
+// encoded once and copied as one block.
+type originCache struct {
+	o   *pipeline.Origin
+	enc []byte
+}
+
+func (c *originCache) block(o *pipeline.Origin) []byte {
+	if c.o != o {
+		n := 4*fieldHdrLen + len(pipeline.KeyWorkerID) + len(o.WorkerID) + len(pipeline.KeyPool) + len(o.Pool) +
+			len(pipeline.KeyHostname) + len(o.Hostname) + len(pipeline.KeyPID) + pidLen(o.PID)
+		if cap(c.enc) < n {
+			c.enc = make([]byte, n)
+		}
+		b := c.enc[:n]
+		p := putStrField(b, 0, fieldContext, pipeline.KeyWorkerID, o.WorkerID)
+		p = putStrField(b, p, fieldContext, pipeline.KeyPool, o.Pool)
+		p = putStrField(b, p, fieldContext, pipeline.KeyHostname, o.Hostname)
+		p = putFieldHdr(b, p, fieldContext, pipeline.KeyPID, pidLen(o.PID))
+		strconv.AppendInt(b[p:p], o.PID, 10)
+		c.o, c.enc = o, b
+	}
+	return c.enc
+}
+
 // putRecord encodes e at dst[0:] and returns the bytes written. dst must
-// hold recordSize(e) bytes and e must be encodable.
-func putRecord(dst []byte, e *pipeline.Event) int {
+// hold recordSize(e) bytes and e must be encodable. oc may be nil.
+func putRecord(dst []byte, e *pipeline.Event, oc *originCache) int {
 	le := binary.LittleEndian
 	p := recHeaderLen
 	le.PutUint64(dst[p:], uint64(e.TimestampNs))
@@ -133,11 +166,10 @@ func putRecord(dst []byte, e *pipeline.Event) int {
 		p += copy(dst[p:], l.Value)
 	}
 	if o := e.Origin; o != nil {
-		p = putStrField(dst, p, fieldContext, pipeline.KeyWorkerID, o.WorkerID)
-		p = putStrField(dst, p, fieldContext, pipeline.KeyPool, o.Pool)
-		p = putStrField(dst, p, fieldContext, pipeline.KeyHostname, o.Hostname)
-		p = putFieldHdr(dst, p, fieldContext, pipeline.KeyPID, pidLen(o.PID))
-		p += len(strconv.AppendInt(dst[p:p], o.PID, 10))
+		if oc == nil {
+			oc = &originCache{}
+		}
+		p += copy(dst[p:], oc.block(o))
 	}
 	le.PutUint32(dst, uint32(p-recHeaderLen))
 	return p

@@ -71,6 +71,7 @@ type instance struct {
 	verdicts []byte
 	idx      []int32
 	acts     []action
+	origins  originCache
 }
 
 // newInstance instantiates m anonymously and runs the ABI start sequence:

@@ -460,7 +460,7 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 			if off+sz > len(view) {
 				break
 			}
-			off += putRecord(view[off:], e)
+			off += putRecord(view[off:], e, &inst.origins)
 			idx = append(idx, int32(i))
 		}
 		inst.idx = idx
