@@ -82,8 +82,9 @@ func BenchmarkFilterStage(b *testing.B) {
 					cfg := cfgFor(guests[guest])
 					cfg.Trusted = trusted
 					cfg.Instances = 1
+					cfg.Deadline = time.Second // the deadline's cost, without spurious timeouts on a loaded machine
 					cfg.Config = map[string]string{"min_duration_ns": "2000"}
-					runStageBench(b, mustStage(b, h, cfg, stageOpts{}), size)
+					runStageBench(b, mustStage(b, h, cfg, stageOpts{logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn})}), size)
 				})
 			}
 		}
@@ -150,7 +151,9 @@ func BenchmarkInstantiate(b *testing.B) {
 	h := newTestHost(b)
 	for _, f := range []string{"filter.wasm", "swap_even.wasm"} {
 		b.Run(f, func(b *testing.B) {
-			s := mustStage(b, h, cfgFor(td(f)), stageOpts{})
+			cfg := cfgFor(td(f))
+			cfg.Kind = "filter"
+			s := mustStage(b, h, cfg, stageOpts{})
 			v := s.cur.Load()
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
