@@ -240,7 +240,10 @@ func TestFailures(t *testing.T) {
 				cfg := cfgFor(td(tc.file))
 				cfg.OnError = onErr
 				cfg.Instances = 1
-				cfg.Deadline = 20 * time.Millisecond
+				cfg.Deadline = time.Second // no spurious timeouts on a loaded machine
+				if tc.kind == "timeout" {
+					cfg.Deadline = 100 * time.Millisecond
+				}
 				cfg.MemoryLimitPages = 16
 				if onErr == OnErrorDeadLetter {
 					cfg.DeadLetter = "file/dlq"
