@@ -182,7 +182,7 @@ def emit(
             d()
             return
         if measurements.__class__ is dict:
-            m = measurements.copy()  # type: ignore[union-attr]
+            m: Any = measurements.copy()  # type: ignore[union-attr]
             for k, v in m.items():
                 t = v.__class__
                 if k.__class__ is not str or not (
@@ -199,10 +199,11 @@ def emit(
             m = _slow_measurements(measurements)
             if m is None:
                 return
+        md: Any
         if metadata is None:
             md = _EMPTY
         elif metadata.__class__ is dict:
-            md = metadata.copy()  # type: ignore[union-attr]
+            md = metadata.copy()  # type: ignore[attr-defined]
             for k, v in md.items():
                 if k.__class__ is not str or v.__class__ is not str:
                     md = _slow_metadata(md)
@@ -440,7 +441,7 @@ def stats() -> Dict[str, Any]:
         "queue_depth": len(rt.queue) if rt is not None else 0,
         "queue_capacity": rt.config.queue_size if rt is not None else 0,
         "queued": _totals.value("queued"),
-        "sent": _sent_base + (sender.sent if sender is not None and not rt.sent_retired else 0),
+        "sent": _sent_base + (sender.sent if rt is not None and sender is not None and not rt.sent_retired else 0),
         "dropped": _drops.snapshot(),
         "rejected": dict(rt.rejected) if rt is not None else {},
         "reconnects": rt.reconnects if rt is not None else 0,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from fnmatch import fnmatchcase
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple, Union, cast
 
 #: Decision meaning "keep, not sampled". Compared by identity on the hot path.
 KEEP = float("1.0")
@@ -36,11 +36,10 @@ incrementer to call."""
 
 def valid_name(name: object) -> bool:
     """Report whether ``name`` can be an event name (a dotted ASCII string)."""
-    return (
-        name.__class__ is str
-        and 0 < len(name) <= NAME_MAX  # type: ignore[arg-type]
-        and _NAME_RE.match(name) is not None  # type: ignore[arg-type]
-    )
+    if name.__class__ is not str:  # exactly str: a subclass could override matching
+        return False
+    s = cast(str, name)
+    return 0 < len(s) <= NAME_MAX and _NAME_RE.match(s) is not None
 
 
 def clamp_rate(rate: object) -> float:

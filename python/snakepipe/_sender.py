@@ -22,7 +22,7 @@ import random
 import sys
 import threading
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional
 
 from . import _core
 from ._encode import EventEncoder, batch_message, event_frame_size, json_line

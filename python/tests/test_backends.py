@@ -98,3 +98,11 @@ def test_env_only_worker_process(host: FakeHost) -> None:
     assert r.returncode == 0, r.stderr
     assert host.wait_for(lambda: len(host.events) == 1)
     assert _core.current() is None  # this process was not configured
+
+
+def test_shutdown_leaves_no_threads(host: FakeHost) -> None:
+    telemetry.configure(endpoint=host.endpoint, samplers=["memory", "cpu"], sampler_interval=0.01)
+    telemetry.emit("a.b", {"v": 1})
+    assert telemetry.shutdown(10)
+    names = [t.name for t in threading.enumerate()]
+    assert not [n for n in names if n.startswith("snakepipe-")], names

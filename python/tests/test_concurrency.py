@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import threading
-from typing import Any, List
+from typing import Any
 
 import pytest
 from fakehost import FakeHost

@@ -7,7 +7,6 @@ import socket
 import time
 from typing import Any, Callable
 
-import pytest
 from fakehost import FakeHost
 
 from snakepipe import _core, telemetry
