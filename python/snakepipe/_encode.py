@@ -38,6 +38,10 @@ def varint(n: int) -> bytes:
 _SMALL = [varint(i) for i in range(16384)]
 
 
+# One varint byte with the continuation bit set, for each 7-bit group.
+_C7 = [bytes(((i & 0x7F) | 0x80,)) for i in range(128)]
+
+
 def _vlen(n: int) -> bytes:
     return _SMALL[n] if n < 16384 else varint(n)
 
@@ -67,33 +71,11 @@ class EventEncoder:
     def __init__(self, max_value_len: int = 4096) -> None:
         self.max_value_len = max_value_len
         self._names: Dict[str, bytes] = {}
-        self._keys: Dict[str, bytes] = {}
+        self._fkeys: Dict[str, bytes] = {}
+        self._ikeys: Dict[str, List[bytes]] = {}
         self._pairs: Dict[Tuple[str, str], bytes] = {}
         self._ts_hi = -1
         self._ts_hi_bytes = b""
-
-    def _timestamp(self, ts: int) -> bytes:
-        # Timestamps are ~2^60: a 9-byte varint whose upper 5 bytes change
-        # only every 2^28 ns (0.27 s). Encode the low 28 bits directly and
-        # cache the rest.
-        if ts < (1 << 28) or ts >= (1 << 63):
-            return b"\x20" + varint(ts if ts >= 0 else ts + _U64)
-        hi = ts >> 28
-        if hi != self._ts_hi:
-            self._ts_hi = hi
-            self._ts_hi_bytes = varint(hi)
-        return (
-            b"\x20"
-            + bytes(
-                (
-                    (ts & 0x7F) | 0x80,
-                    ((ts >> 7) & 0x7F) | 0x80,
-                    ((ts >> 14) & 0x7F) | 0x80,
-                    ((ts >> 21) & 0x7F) | 0x80,
-                )
-            )
-            + self._ts_hi_bytes
-        )
 
     def encode(self, item: Item) -> bytes:
         """Return the ``Event`` message bytes for one queued event."""
@@ -107,23 +89,28 @@ class EventEncoder:
         parts: List[bytes] = [nb]
         append = parts.append
         if m:
-            keys = self._keys
             for k, v in m.items():
-                kb = keys.get(k)
-                if kb is None:
-                    if len(keys) >= self.CACHE_MAX:
-                        keys.clear()
-                    kb = keys[k] = _str_field(b"\x0a", k)
                 t = v.__class__
-                if t is int or t is bool:
+                if t is float:
+                    # MeasurementEntry{key, Value{float_value}}: everything
+                    # but the 8 value bytes depends on the key only.
+                    pre = self._fkeys.get(k)
+                    if pre is None:
+                        pre = self._float_prefix(k)
+                    append(pre)
+                    append(_pack_double(v))
+                elif t is int or t is bool:
                     iv = int(v)
-                    val = b"\x08" + (_SMALL[iv] if 0 <= iv < 16384 else varint(iv if iv >= 0 else iv + _U64))
-                elif t is float:
-                    val = b"\x11" + _pack_double(v)
+                    vb = _SMALL[iv] if 0 <= iv < 16384 else varint(iv if iv >= 0 else iv + _U64)
+                    pres = self._ikeys.get(k)
+                    if pres is None:
+                        pres = self._int_prefixes(k)
+                    append(pres[len(vb)])
+                    append(vb)
                 else:  # str
                     val = _str_field(b"\x1a", v)
-                entry = kb + b"\x12" + _vlen(len(val)) + val
-                append(b"\x12" + _vlen(len(entry)) + entry)
+                    entry = _str_field(b"\x0a", k) + b"\x12" + _vlen(len(val)) + val
+                    append(b"\x12" + _vlen(len(entry)) + entry)
         if md:
             pairs = self._pairs
             limit = self.max_value_len
@@ -140,12 +127,46 @@ class EventEncoder:
                             pairs.clear()
                         pairs[kv] = e
                 append(e)
-        append(self._timestamp(ts))
+        if (1 << 28) <= ts < (1 << 63):
+            # Timestamps are ~2^60: a 9-byte varint whose upper 5 bytes
+            # change only every 2^28 ns (0.27 s). Look up the low 4 bytes
+            # and cache the rest.
+            hi = ts >> 28
+            if hi != self._ts_hi:
+                self._ts_hi = hi
+                self._ts_hi_bytes = varint(hi)
+            append(b"\x20")
+            append(_C7[ts & 0x7F])
+            append(_C7[(ts >> 7) & 0x7F])
+            append(_C7[(ts >> 14) & 0x7F])
+            append(_C7[(ts >> 21) & 0x7F])
+            append(self._ts_hi_bytes)
+        else:
+            append(b"\x20" + varint(ts if ts >= 0 else ts + _U64))
         if cid:
             append(_str_field(b"\x2a", cid))
         if rate:
-            append(b"\x31" + _pack_double(rate))
+            append(b"\x31")
+            append(_pack_double(rate))
         return b"".join(parts)
+
+    def _float_prefix(self, k: str) -> bytes:
+        keys = self._fkeys
+        if len(keys) >= self.CACHE_MAX:
+            keys.clear()
+        inner = _str_field(b"\x0a", k) + b"\x12\x09\x11"
+        pre = keys[k] = b"\x12" + _vlen(len(inner) + 8) + inner
+        return pre
+
+    def _int_prefixes(self, k: str) -> List[bytes]:
+        # Index n: the entry up to the value's varint bytes, for an n-byte varint.
+        keys = self._ikeys
+        if len(keys) >= self.CACHE_MAX:
+            keys.clear()
+        kb = _str_field(b"\x0a", k)
+        pres = [b""] + [b"\x12" + _vlen(len(kb) + 3 + n) + kb + b"\x12" + _SMALL[1 + n] + b"\x08" for n in range(1, 11)]
+        keys[k] = pres
+        return pres
 
 
 def batch_message(events: List[bytes], sequence: int) -> bytes:

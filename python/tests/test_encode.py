@@ -70,7 +70,7 @@ def test_caches_are_bounded() -> None:
     enc.CACHE_MAX = 10
     for i in range(100):
         enc.encode((f"n{i}", {f"k{i}": i}, {"a": str(i)}, 1, None, 0.0))
-    assert len(enc._names) <= 10 and len(enc._keys) <= 10 and len(enc._pairs) <= 10
+    assert len(enc._names) <= 10 and len(enc._ikeys) <= 10 and len(enc._pairs) <= 10
 
 
 def test_batch_message_decodes() -> None:
