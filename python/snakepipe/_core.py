@@ -500,6 +500,8 @@ def _after_fork_in_child() -> None:
     _rng.seed()
     parent = _rt
     _rt = None
+    if parent is not None and parent.samplers is not None:
+        parent.samplers.stop()  # its gc callback was inherited; its thread was not
     if parent is None:
         _reset_decider()
         return

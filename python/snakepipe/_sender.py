@@ -402,7 +402,7 @@ class GrpcSender(BaseSender):
         yield self._hello()
         deadline = time.monotonic() + self.cfg.connect_timeout
         while not st.welcome.wait(0.02):
-            if st.ended or st.closing:
+            if st.ended or st.closing or self._paused:
                 return
             if time.monotonic() > deadline:
                 log.debug("snakepipe: no Welcome within %.1fs; reconnecting", self.cfg.connect_timeout)
@@ -411,7 +411,7 @@ class GrpcSender(BaseSender):
         last_send = time.monotonic()
         next_stats = last_send + st.stats_interval
         while True:
-            if st.ended or st.closing:
+            if st.ended or st.closing or self._paused:
                 return
             now = time.monotonic()
             if self._due(last_send, now):
