@@ -224,16 +224,14 @@ func (c *Catalog) Lookup(name string) (*EventDef, bool) {
 }
 
 // LookupParts resolves Snakepit-style event_parts (["python","call","stop"])
-// to the catalog's interned dotted name, without allocating. Parts must
-// match the name's segments one by one: a part that is empty or contains a
-// "." never matches.
+// to the catalog's interned dotted name without allocating. It is exactly
+// Lookup(strings.Join(parts, ".")): when it fails, a caller that needs the
+// reason can join the parts and call Check, which reports bad_name or
+// unknown_event consistently (empty parts make a bad name).
 func (c *Catalog) LookupParts(parts []string) (name string, ok bool) {
 	var buf [HardMaxNameBytes]byte
 	n := 0
 	for i, p := range parts {
-		if p == "" || strings.IndexByte(p, '.') >= 0 {
-			return "", false
-		}
 		if i > 0 {
 			if n == len(buf) {
 				return "", false
