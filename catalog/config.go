@@ -200,7 +200,7 @@ func validateEvent(path string, ev EventConfig, lim Limits, add addFunc) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		m := ev.Measurements[k]
-		mpath := path + ".measurements." + k
+		mpath := keyPath(path+".measurements", k)
 		if !validIdent(k) || len(k) > lim.MaxKeyBytes {
 			add(mpath, "key %q must be [a-z0-9_]+ and at most %d bytes", k, lim.MaxKeyBytes)
 		}
@@ -230,6 +230,15 @@ func validateEvent(path string, ev EventConfig, lim Limits, add addFunc) {
 		}
 		seen[k] = true
 	}
+}
+
+// keyPath appends a map key to a key path: ".key" for identifiers, else
+// `["quoted"]`, so that input never garbles an error line.
+func keyPath(path, k string) string {
+	if validIdent(k) {
+		return path + "." + k
+	}
+	return path + "[" + strconv.Quote(k) + "]"
 }
 
 // ValidName reports whether name is a dotted event name: one or more

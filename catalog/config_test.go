@@ -74,8 +74,8 @@ func TestConfigValidate(t *testing.T) {
 			"ok2":  {Type: "int", Unit: strings.Repeat("u", 33)},
 			"good": {Type: "float", Unit: "km/h"},
 		}}), []string{
-			`catalog.events[0].measurements.Dur: key "Dur" must be [a-z0-9_]+ and at most 64 bytes`,
-			`catalog.events[0].measurements.a.b: key "a.b" must be [a-z0-9_]+ and at most 64 bytes`,
+			`catalog.events[0].measurements["Dur"]: key "Dur" must be [a-z0-9_]+ and at most 64 bytes`,
+			`catalog.events[0].measurements["a.b"]: key "a.b" must be [a-z0-9_]+ and at most 64 bytes`,
 			`catalog.events[0].measurements.ok.unit: "n s" must be printable ASCII without spaces, at most 32 bytes`,
 			`catalog.events[0].measurements.ok2.unit: "` + strings.Repeat("u", 33) + `" must be printable ASCII without spaces, at most 32 bytes`,
 		}},
