@@ -3,6 +3,7 @@ package catalog
 import (
 	"math"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/snakepipe/snakepipe/pipeline"
 )
@@ -278,18 +279,25 @@ func repair(s string, p, limit int, fx *Fixes, truncFix Fix) string {
 	out = append(out, s[:p]...)
 	var badUTF8, ctrl, inBadRun bool
 	for i := p; i < len(s) && len(out) <= limit; {
-		b := s[i]
-		if b < utf8.RuneSelf {
+		// Copy a run of printable ASCII at once, no more than needed to
+		// know whether the result is over the limit.
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < 0x7f {
+			j++
+		}
+		if j > i {
+			n := min(j-i, limit+1-len(out))
+			out = append(out, s[i:i+n]...)
+			i += n
 			inBadRun = false
-			switch {
-			case b == '\t' || b == '\n' || b == '\r':
+			continue
+		}
+		b := s[i]
+		if b < utf8.RuneSelf { // a C0 control or DEL
+			if b == '\t' || b == '\n' || b == '\r' {
 				out = append(out, ' ')
-				ctrl = true
-			case b < 0x20 || b == 0x7f:
-				ctrl = true
-			default:
-				out = append(out, b)
 			}
+			ctrl, inBadRun = true, false
 			i++
 			continue
 		}
@@ -323,5 +331,9 @@ func repair(s string, p, limit int, fx *Fixes, truncFix Fix) string {
 		}
 		out = append(out[:cut], ellipsis...)
 	}
-	return string(out)
+	if len(out) == 0 {
+		return ""
+	}
+	// out is never written again: share its bytes, as strings.Builder does.
+	return unsafe.String(&out[0], len(out))
 }
