@@ -92,9 +92,8 @@ func (c *Catalog) checkMeasurements(d *eventDef, ev *pipeline.Event, fx *Fixes) 
 			return reject(r, d.Name, m.Key)
 		}
 		key := d.keys[k]
-		v := m.Value
-		if v.Kind == pipeline.KindString {
-			v.Str = sanitizeString(v.Str, c.limits.MaxValueBytes, fx, FixValueTruncated)
+		if m.Value.Kind == pipeline.KindString {
+			m.Value.Str = sanitizeString(m.Value.Str, c.limits.MaxValueBytes, fx, FixValueTruncated)
 		}
 		dup := -1
 		for j := 0; j < w; j++ {
@@ -104,11 +103,16 @@ func (c *Catalog) checkMeasurements(d *eventDef, ev *pipeline.Event, fx *Fixes) 
 			}
 		}
 		if dup >= 0 {
-			ms[dup].Value = v
+			ms[dup].Value = m.Value
 			fx.add(FixDuplicateKey, 1)
 			continue
 		}
-		ms[w] = pipeline.Measurement{Key: key, Value: v}
+		// Write only what changes: the interned key, and the element itself
+		// only when an earlier duplicate shifted it.
+		if w != i {
+			ms[w].Value = m.Value
+		}
+		ms[w].Key = key
 		w++
 	}
 	clear(ms[w:])
@@ -170,13 +174,21 @@ func (c *Catalog) sanitizeMetadata(ev *pipeline.Event, fx *Fixes) {
 			fx.add(FixKeyLimit, 1)
 			continue
 		}
-		v := sanitizeString(l.Value, maxVal, fx, FixValueTruncated)
+		v, changed := l.Value, false
+		if !cleanASCII(v, maxVal) {
+			v, changed = sanitizeString(v, maxVal, fx, FixValueTruncated), true
+		}
 		if dup >= 0 {
 			md[dup].Value = v
 			fx.add(FixDuplicateKey, 1)
 			continue
 		}
-		md[w] = pipeline.Label{Key: l.Key, Value: v}
+		// Write only what changes (the clean path writes nothing).
+		if w != i {
+			md[w] = pipeline.Label{Key: l.Key, Value: v}
+		} else if changed {
+			md[w].Value = v
+		}
 		w++
 		if seen == nil && w >= dupMapThreshold && len(md)-i > 1 {
 			seen = make(map[string]int, maxKeys)
@@ -201,6 +213,20 @@ func validKey(k string) bool {
 	for i := 0; i < len(k); i++ {
 		if b := k[i]; b < 0x20 || b >= 0x7f {
 			return cleanText(k)
+		}
+	}
+	return true
+}
+
+// cleanASCII reports whether s is printable ASCII of at most limit bytes,
+// which sanitizeString would return unchanged.
+func cleanASCII(s string, limit int) bool {
+	if len(s) > limit {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x20 || b >= 0x7f {
+			return false
 		}
 	}
 	return true
