@@ -60,6 +60,16 @@ func BenchmarkCheck(b *testing.B) {
 			},
 		})
 	})
+	b.Run("huge_values", func(b *testing.B) {
+		// 4 MiB values: one clean ASCII, one junk; both cut to 1 KiB.
+		benchCheck(b, pipeline.Event{
+			Name: "python.error.occurred",
+			Metadata: []pipeline.Label{
+				{Key: "traceback", Value: strings.Repeat("x", 4<<20)},
+				{Key: "error_message", Value: strings.Repeat("\xffé\x00x", 1<<20)},
+			},
+		})
+	})
 	b.Run("unknown_event", func(b *testing.B) {
 		c := MustNew(DefaultConfig())
 		b.ReportAllocs()

@@ -234,38 +234,38 @@ func cleanASCII(s string, limit int) bool {
 
 // sanitizeString returns s repaired (invalid UTF-8 -> U+FFFD per run,
 // \t\n\r -> space, other control characters removed) and cut to at most
-// limit bytes with a trailing "…". It allocates only when s changes.
+// limit bytes with a trailing "…". It allocates only when s changes, and
+// reads at most about limit bytes of s when s is clean up to there.
 func sanitizeString(s string, limit int, fx *Fixes, truncFix Fix) string {
-	// Fast path: short printable ASCII.
+	// Only the first limit+1 clean bytes matter: if they are all clean the
+	// result is s itself or s cut.
+	stop := min(len(s), limit+1)
+	// Fast path: printable ASCII.
 	i := 0
-	for ; i < len(s); i++ {
+	for ; i < stop; i++ {
 		if b := s[i]; b < 0x20 || b >= 0x7f {
 			break
 		}
 	}
-	if i == len(s) {
+	// Then valid UTF-8 without control characters.
+	if i < stop {
+		i = firstDirty(s, i, stop)
+	}
+	if i >= stop {
 		if len(s) <= limit {
 			return s
 		}
 		fx.add(truncFix, 1)
 		return truncate(s, limit)
 	}
-	// Find the first byte that needs repair; until then s is clean.
-	p := firstDirty(s, i)
-	if p == len(s) {
-		if len(s) <= limit {
-			return s
-		}
-		fx.add(truncFix, 1)
-		return truncate(s, limit)
-	}
-	return repair(s, p, limit, fx, truncFix)
+	return repair(s, i, limit, fx, truncFix)
 }
 
 // firstDirty returns the index of the first invalid UTF-8 byte or control
-// character in s at or after i, or len(s).
-func firstDirty(s string, i int) int {
-	for i < len(s) {
+// character in s at or after i, or a value >= stop if there is none before
+// stop.
+func firstDirty(s string, i, stop int) int {
+	for i < stop {
 		b := s[i]
 		if b < utf8.RuneSelf {
 			if b < 0x20 || b == 0x7f {
