@@ -86,7 +86,8 @@ func BenchmarkLookupParts(b *testing.B) {
 	c := MustNew(DefaultConfig())
 	for _, parts := range [][]string{
 		{"python", "call", "stop"},
-		{"snakepit", "session", "affinity", "commands_with_affinity"},
+		{"snakepit", "grpc", "connection", "established"},
+		{"python", "call", "stopp"}, // miss
 	} {
 		b.Run(strings.Join(parts, "_"), func(b *testing.B) {
 			b.ReportAllocs()
