@@ -126,6 +126,7 @@ func TestAdminMetricsParse(t *testing.T) {
 	f := startAdmin(t, loopbackCfg())
 	f.metrics.Counter("snakepipe_test_events_total", "Test events.", pipeline.L("reason", "x")...).Add(42)
 	f.metrics.Gauge("snakepipe_test_depth", "Test depth.").Set(3)
+	f.metrics.Histogram("snakepipe_test_latency_seconds", "Test latency.", []float64{0.1, 1}).Observe(0.5)
 	resp, err := http.Get("http://" + f.admin.Addr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +143,9 @@ func TestAdminMetricsParse(t *testing.T) {
 	}
 	if g := fams["snakepipe_test_depth"]; g == nil || g.Metric[0].GetGauge().GetValue() != 3 {
 		t.Fatalf("gauge family = %v", g)
+	}
+	if h := fams["snakepipe_test_latency_seconds"]; h == nil || h.Metric[0].GetHistogram().GetSampleCount() != 1 || h.Metric[0].GetHistogram().Bucket[1].GetCumulativeCount() != 1 {
+		t.Fatalf("histogram family = %v", h)
 	}
 	if fams["process_resident_memory_bytes"] == nil {
 		t.Fatal("process collector missing")

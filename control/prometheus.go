@@ -1,6 +1,7 @@
 package control
 
 import (
+	"math"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,21 +26,38 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		for i, l := range s.Labels {
 			names[i], values[i] = l.Key, l.Value
 		}
+		desc := prometheus.NewDesc(s.Name, helpOf(s), names, nil)
+		if s.Histogram != nil {
+			buckets := make(map[float64]uint64, len(s.Histogram.Buckets))
+			for _, b := range s.Histogram.Buckets {
+				if !math.IsInf(b.UpperBound, 1) {
+					buckets[b.UpperBound] = b.Count
+				}
+			}
+			m, err := prometheus.NewConstHistogram(desc, s.Histogram.Count, s.Histogram.Sum, buckets, values...)
+			if err != nil {
+				m = prometheus.NewInvalidMetric(desc, err)
+			}
+			ch <- m
+			continue
+		}
 		vt := prometheus.CounterValue
 		if s.Kind == pipeline.KindGauge {
 			vt = prometheus.GaugeValue
 		}
-		help := s.Help
-		if help == "" {
-			help = s.Name
-		}
-		m, err := prometheus.NewConstMetric(prometheus.NewDesc(s.Name, help, names, nil), vt, s.Value, values...)
+		m, err := prometheus.NewConstMetric(desc, vt, s.Value, values...)
 		if err != nil {
-			ch <- prometheus.NewInvalidMetric(prometheus.NewDesc(s.Name, help, nil, nil), err)
-			continue
+			m = prometheus.NewInvalidMetric(desc, err)
 		}
 		ch <- m
 	}
+}
+
+func helpOf(s pipeline.Sample) string {
+	if s.Help == "" {
+		return s.Name
+	}
+	return s.Help
 }
 
 // NewPrometheusRegistry returns a registry exporting m plus the Go runtime
