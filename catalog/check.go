@@ -43,7 +43,8 @@ func (c *Catalog) Check(ev *pipeline.Event) (Fixes, error) {
 	var fx Fixes
 	name := ev.Name
 	if len(name) > c.limits.MaxNameBytes {
-		return fx, reject(ReasonBadName, name, "")
+		// Keep the error small: only the first max_name_bytes bytes.
+		return fx, reject(ReasonBadName, name[:c.limits.MaxNameBytes], "")
 	}
 	d, ok := c.events[name]
 	if !ok {

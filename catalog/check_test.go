@@ -132,6 +132,16 @@ func TestCheckRejects(t *testing.T) {
 	}
 }
 
+func TestRejectEventNameBounded(t *testing.T) {
+	c := MustNew(DefaultConfig())
+	ev := newEvent(strings.Repeat("a", 1<<20), nil)
+	_, err := c.Check(&ev)
+	var re *RejectError
+	if !errors.As(err, &re) || re.Reason != ReasonBadName || len(re.Event) != DefaultMaxNameBytes {
+		t.Fatalf("err %v, Event %d bytes", err, len(re.Event))
+	}
+}
+
 func TestCheckSampleRateZeroMeansOne(t *testing.T) {
 	c := MustNew(DefaultConfig())
 	ev := newEvent("python.call.stop", nil)

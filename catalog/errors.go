@@ -121,8 +121,11 @@ func Reasons() []Reason {
 }
 
 // RejectError is the error of a rejected event or plugin change. Event is
-// the event name (as received for bad_name and unknown_event, else the
-// catalog's name; "" from SanitizeLabel) and Key the offending key, if any.
+// the event name (as received for bad_name and unknown_event — cut to
+// max_name_bytes if longer, and possibly not valid UTF-8 for bad_name —
+// else the catalog's interned name; "" from SanitizeLabel) and Key the
+// offending key, if any. Event and Key may alias the caller's input strings:
+// clone them before keeping them beyond the event.
 // Both may come from input: Error quotes and shortens them, and callers
 // that log or export them must treat them as untrusted.
 type RejectError struct {
