@@ -109,7 +109,7 @@ def _log_once(reason: str, detail: str) -> None:
     if reason in _logged:
         return
     _logged.add(reason)
-    log.warning("snakepipe: dropping event (%s): %s; further drops for this reason are only counted", reason, detail)
+    log.warning("dropping event (%s): %s; further drops for this reason are only counted", reason, detail)
 
 
 def drop(reason: str, n: int = 1, detail: str = "") -> None:
@@ -288,7 +288,7 @@ def _autoconfigure() -> None:
         try:
             cfg = _config.build({}, default_backend=default)
         except (ValueError, TypeError) as e:
-            log.warning("snakepipe: %s; telemetry is off (backend none)", e)
+            log.warning("%s; telemetry is off (backend none)", e)
             cfg = _config.Config(backend="none").with_identity()
         _start(cfg, worker_id_given=bool(os.environ.get("SNAKEPIPE_WORKER_ID")))
 
@@ -479,7 +479,7 @@ def _at_exit() -> None:
         if rt is not None and not rt.closed:
             shutdown(rt.config.shutdown_timeout)
     except Exception:  # never fail interpreter exit
-        log.debug("snakepipe: shutdown at exit failed", exc_info=True)
+        log.debug("shutdown at exit failed", exc_info=True)
 
 
 def _after_fork_in_child() -> None:
@@ -523,7 +523,7 @@ def _after_fork_in_child() -> None:
             if cfg.backend != "none":
                 _install_decider(rt.policy.classify)
     except Exception:
-        log.warning("snakepipe: could not restart the sender after fork; telemetry is off", exc_info=True)
+        log.warning("could not restart the sender after fork; telemetry is off", exc_info=True)
         _install_fixed("no_backend")
 
 
@@ -542,7 +542,7 @@ def _before_fork() -> None:
         if pause is not None:
             pause(1.0)
     except Exception:
-        log.debug("snakepipe: pausing the sender before fork failed", exc_info=True)
+        log.debug("pausing the sender before fork failed", exc_info=True)
 
 
 def _after_fork_in_parent() -> None:
@@ -552,7 +552,7 @@ def _after_fork_in_parent() -> None:
         if resume is not None:
             resume()
     except Exception:
-        log.debug("snakepipe: resuming the sender after fork failed", exc_info=True)
+        log.debug("resuming the sender after fork failed", exc_info=True)
 
 
 if hasattr(os, "register_at_fork"):

@@ -75,7 +75,7 @@ class BaseSender:
         try:
             self.run()
         except Exception:
-            log.exception("snakepipe: sender thread failed")
+            log.exception("sender thread failed")
         finally:
             left = len(self.queue)
             if left:
@@ -225,6 +225,7 @@ class GrpcSender(BaseSender):
         self._resume = threading.Event()
         self._rng = random.Random()
         self._seen_unknown: set = set()
+        self._logged_codes: set = set()
         self._encoder = EventEncoder(rt.config.max_value_len)
         self._seq = 0
         self._clean_end = False
@@ -275,7 +276,7 @@ class GrpcSender(BaseSender):
             rt.connected = True
             st.welcome.set()
             self.wake.set()
-            log.debug("snakepipe: connected to %s (host %s)", self.cfg.endpoint, w.host_id)
+            log.debug("connected to %s (host %s)", self.cfg.endpoint, w.host_id)
         elif kind == "policy":
             p = policy_from_proto(msg.policy)
             if p.version and p.version < rt.policy.version:
@@ -295,7 +296,7 @@ class GrpcSender(BaseSender):
             for name in r.recent_unknown_names:
                 if name not in self._seen_unknown and len(self._seen_unknown) < 100:
                     self._seen_unknown.add(name)
-                    log.warning("snakepipe: host rejected unknown event name %r (not in its catalog)", name)
+                    log.warning("host rejected unknown event name %r (not in its catalog)", name)
         elif kind == "go_away":
             g = msg.go_away
             st.closing = True
@@ -304,10 +305,10 @@ class GrpcSender(BaseSender):
                 # Another process streams under our worker_id; reconnecting
                 # at once would only take the id back and forth.
                 st.goaway_delay = max(st.goaway_delay, self.cfg.max_backoff)
-                log.warning("snakepipe: another stream took worker_id %r; check that worker ids are unique",
+                log.warning("another stream took worker_id %r; check that worker ids are unique",
                             self.cfg.worker_id)
             else:
-                log.info("snakepipe: host sent GoAway (%s); reconnecting after %d ms", g.reason, g.reconnect_after_ms)
+                log.info("host sent GoAway (%s); reconnecting after %d ms", g.reason, g.reconnect_after_ms)
             self.wake.set()
             timer = threading.Timer(GOAWAY_GRACE, self._cancel, args=(st,))
             timer.daemon = True
@@ -405,7 +406,7 @@ class GrpcSender(BaseSender):
             if st.ended or st.closing or self._paused:
                 return
             if time.monotonic() > deadline:
-                log.debug("snakepipe: no Welcome within %.1fs; reconnecting", self.cfg.connect_timeout)
+                log.debug("no Welcome within %.1fs; reconnecting", self.cfg.connect_timeout)
                 self._cancel(st)
                 return
         last_send = time.monotonic()
@@ -480,9 +481,13 @@ class GrpcSender(BaseSender):
                 except grpc.RpcError as e:
                     code = e.code() if hasattr(e, "code") else None
                     if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
-                        log.warning("snakepipe: stream to %s ended: %s %s", self.cfg.endpoint, code, getattr(e, "details", lambda: "")())
+                        # Warn once per status code; later ones at debug level.
+                        level = logging.DEBUG if code in self._logged_codes else logging.WARNING
+                        self._logged_codes.add(code)
+                        log.log(level, "stream to %s ended: %s %s", self.cfg.endpoint, code,
+                                getattr(e, "details", lambda: "")())
             except Exception:
-                log.exception("snakepipe: stream to %s failed", self.cfg.endpoint)
+                log.exception("stream to %s failed", self.cfg.endpoint)
             finally:
                 st.ended = True
                 self.rt.connected = False
