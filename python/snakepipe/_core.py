@@ -81,7 +81,8 @@ class Counters:
 
 # --- process-wide state ------------------------------------------------------
 
-_lock = threading.RLock()
+_lock = threading.RLock()  # quick state changes (policy, install); never held while waiting
+_config_lock = threading.RLock()  # serializes configure/shutdown, which wait for the sender
 _drops = Counters()  # dropped events by reason
 _totals = Counters()  # "queued"
 _logged: set = set()  # drop reasons already logged once
@@ -281,7 +282,7 @@ def _autoconfigure() -> None:
     ``SNAKEPIPE_ENDPOINT`` (or ``SNAKEPIPE_BACKEND``) alone turns the library
     on; with neither set, the backend is ``none``.
     """
-    with _lock:
+    with _config_lock, _lock:
         if _rt is not None or _decide is not _unconfigured_decide:
             return
         default = "grpc" if os.environ.get("SNAKEPIPE_ENDPOINT") else "none"
@@ -383,41 +384,57 @@ def _start(cfg: Config, worker_id_given: bool) -> Runtime:
 
 
 def configure(env: Optional[Mapping[str, str]] = None, **kwargs: Any) -> Config:
-    """Configure (or reconfigure) the library; see ``telemetry.configure``."""
+    """Configure (or reconfigure) the library; see ``telemetry.configure``.
+
+    A running configuration is stopped (flushed) first; events emitted
+    meanwhile are dropped as ``closed``.
+    """
     cfg = _config.build(kwargs, env)
     given = bool(kwargs.get("worker_id")) or bool((os.environ if env is None else env).get("SNAKEPIPE_WORKER_ID"))
-    with _lock:
+    with _config_lock:
         old = _rt
         if old is not None and not old.closed:
+            _close(old)
             _stop(old, old.config.shutdown_timeout)
-        _start(cfg, given)
+        with _lock:
+            _start(cfg, given)
     return cfg
 
 
+def _close(rt: Runtime) -> None:
+    """Mark ``rt`` closed and drop new events (quick; under _lock)."""
+    with _lock:
+        rt.closed = True
+        _install_fixed("closed")
+
+
 def _stop(rt: Runtime, timeout: Optional[float]) -> bool:
+    """Stop a closed runtime's samplers and sender, waiting up to
+    ``timeout``. Must not hold _lock: the sender takes it to apply policy."""
     global _sent_base
-    rt.closed = True
     if rt.samplers is not None:
         rt.samplers.stop()
     ok = True
     if rt.sender is not None:
         ok = rt.sender.shutdown(rt.config.shutdown_timeout if timeout is None else timeout)
-        _sent_base += rt.sender.sent
-        rt.sent_retired = True
+        with _lock:
+            _sent_base += rt.sender.sent
+            rt.sent_retired = True
     return ok
 
 
 def shutdown(timeout: Optional[float] = None) -> bool:
     """Flush, send final stats, close the stream; later emits are dropped
     (reason ``closed``). Returns True if everything queued was sent."""
-    with _lock:
+    with _config_lock:
         rt = _rt
         if rt is None:
-            _install_fixed("closed")
+            with _lock:
+                _install_fixed("closed")
             return True
         if rt.closed:
             return True
-        _install_fixed("closed")
+        _close(rt)
         return _stop(rt, timeout)
 
 
@@ -489,8 +506,9 @@ def _after_fork_in_child() -> None:
     child's worker id is recomputed (``<host>/<pid>``) or, if it was set
     explicitly, suffixed with ``/<pid>`` so the host sees two workers.
     """
-    global _lock, _drops, _totals, _logged, _rt, _sent_base, _queued, _sampled_out
+    global _lock, _config_lock, _drops, _totals, _logged, _rt, _sent_base, _queued, _sampled_out
     _lock = threading.RLock()
+    _config_lock = threading.RLock()
     _drops = Counters()
     _totals = Counters()
     _logged = set()
@@ -562,9 +580,10 @@ if hasattr(os, "register_at_fork"):
 def _reset_for_tests() -> None:
     """Stop everything and return to the unconfigured state (tests only)."""
     global _rt, _drops, _totals, _logged, _sent_base, _queued, _sampled_out
-    with _lock:
+    with _config_lock:
         rt = _rt
         if rt is not None and not rt.closed:
+            _close(rt)
             _stop(rt, 1.0)
         _rt = None
         _drops = Counters()

@@ -41,11 +41,13 @@ class StreamHandle:
 
 class FakeHost(pbg.IngestServicer):
     def __init__(self, policy: Optional[pb.Policy] = None, stats_interval_ms: int = 0,
-                 max_message_bytes: int = 0, port: int = 0, welcome: bool = True) -> None:
+                 max_message_bytes: int = 0, port: int = 0, welcome: bool = True,
+                 welcome_delay: float = 0.0) -> None:
         self.policy = policy
         self.stats_interval_ms = stats_interval_ms
         self.max_message_bytes = max_message_bytes
         self.send_welcome = welcome
+        self.welcome_delay = welcome_delay
         self.frames: List[pb.WorkerMessage] = []
         self.events: List[pb.Event] = []
         self.stats: List[pb.WorkerStats] = []
@@ -116,6 +118,8 @@ class FakeHost(pbg.IngestServicer):
             handle.outbox.put(_END)
 
         threading.Thread(target=read, daemon=True).start()
+        if self.welcome_delay:
+            time.sleep(self.welcome_delay)
         if self.send_welcome:
             w = pb.Welcome(protocol_version=1, host_id="fake", stats_interval_ms=self.stats_interval_ms,
                            max_message_bytes=self.max_message_bytes)

@@ -260,3 +260,16 @@ def test_reconfigure_flushes_previous(host: FakeHost) -> None:
         assert telemetry.stats()["sent"] == 4
     finally:
         host2.stop(0)
+
+
+def test_shutdown_before_welcome_with_policy() -> None:
+    """shutdown() must not block the sender from applying the Welcome."""
+    host = FakeHost(policy=pb.Policy(enabled=True, default_sample_rate=1.0, version=2), welcome_delay=0.3).start()
+    try:
+        telemetry.configure(endpoint=host.endpoint)
+        for i in range(10):
+            telemetry.emit("a.b", {"i": i})
+        assert telemetry.shutdown(10) is True
+        assert len(host.events) == 10
+    finally:
+        host.stop(0)
