@@ -387,6 +387,10 @@ func (g *Graph) runWorker(p *pipe) {
 		if err != nil {
 			return // closed and drained, or the shutdown deadline passed
 		}
+		if g.runCtx.Err() != nil {
+			p.countDrop(DropShutdown, b.Len())
+			return
+		}
 		g.process(p, b)
 	}
 }
@@ -472,11 +476,7 @@ func (g *Graph) shutdown(ctx context.Context) error {
 		}
 	}
 	for _, p := range g.pipes {
-		for {
-			b, err := p.queue.Get(context.Background())
-			if err != nil {
-				break
-			}
+		for b := p.queue.TryGet(); b != nil; b = p.queue.TryGet() {
 			p.countDrop(DropShutdown, b.Len())
 		}
 	}
