@@ -123,50 +123,11 @@ func NewGraph(ctx context.Context, set GraphSettings, f Factories, cfg GraphConf
 	g := &Graph{log: log, metrics: set.Metrics}
 	g.runCtx, g.cancel = context.WithCancel(context.Background())
 
-	if len(cfg.Pipelines) == 0 {
-		return nil, errors.New("pipelines: at least one pipeline is needed")
+	if err := cfg.Validate(f); err != nil {
+		return nil, err
 	}
-	names := make([]string, 0, len(cfg.Pipelines))
-	for name := range cfg.Pipelines {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-
+	names := cfg.pipelineNames()
 	var errs []error
-	// Check every reference first, so that nothing is created for a config
-	// that cannot work.
-	for _, name := range names {
-		pc := cfg.Pipelines[name]
-		key := "pipelines." + name
-		for _, e := range FlattenErrors(pc.Validate()) {
-			errs = append(errs, errors.New(PrefixKey(key, e.Error())))
-		}
-		for i, s := range pc.Stages {
-			id, err := ParseComponentID(s)
-			if err != nil {
-				continue // reported by Validate
-			}
-			if _, ok := cfg.Stages[id]; !ok {
-				errs = append(errs, fmt.Errorf("%s.stages[%d]: unknown stage %q (no stages.%s section)", key, i, s, s))
-			} else if _, ok := f.Stages[id.Type]; !ok {
-				errs = append(errs, fmt.Errorf("%s.stages[%d]: unknown stage type %q", key, i, id.Type))
-			}
-		}
-		for i, s := range pc.Sinks {
-			id, err := ParseComponentID(s)
-			if err != nil {
-				continue
-			}
-			if _, ok := cfg.Sinks[id]; !ok {
-				errs = append(errs, fmt.Errorf("%s.sinks[%d]: unknown sink %q (no sinks.%s section)", key, i, s, s))
-			} else if _, ok := f.Sinks[id.Type]; !ok {
-				errs = append(errs, fmt.Errorf("%s.sinks[%d]: unknown sink type %q", key, i, id.Type))
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
 
 	// Sinks: one instance per id, shared.
 	sinkByID := map[ComponentID]*sinkNode{}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -76,6 +77,56 @@ type GraphConfig struct {
 	Stages    map[ComponentID]Config
 	Sinks     map[ComponentID]Config
 	Pipelines map[string]PipelineConfig
+}
+
+// Validate checks every pipeline and that every id it names has a config
+// section and a factory. Errors name their config keys
+// (`pipelines.default.stages[1]: unknown stage "filter/x"`); all are
+// reported. It creates nothing, so `snakepipe validate` can call it.
+func (c GraphConfig) Validate(f Factories) error {
+	if len(c.Pipelines) == 0 {
+		return errors.New("pipelines: at least one pipeline is needed")
+	}
+	var errs []error
+	for _, name := range c.pipelineNames() {
+		pc := c.Pipelines[name]
+		key := "pipelines." + name
+		for _, e := range FlattenErrors(pc.Validate()) {
+			errs = append(errs, errors.New(PrefixKey(key, e.Error())))
+		}
+		for i, s := range pc.Stages {
+			id, err := ParseComponentID(s)
+			if err != nil {
+				continue // reported by Validate
+			}
+			if _, ok := c.Stages[id]; !ok {
+				errs = append(errs, fmt.Errorf("%s.stages[%d]: unknown stage %q (no stages.%s section)", key, i, s, s))
+			} else if _, ok := f.Stages[id.Type]; !ok {
+				errs = append(errs, fmt.Errorf("%s.stages[%d]: unknown stage type %q", key, i, id.Type))
+			}
+		}
+		for i, s := range pc.Sinks {
+			id, err := ParseComponentID(s)
+			if err != nil {
+				continue
+			}
+			if _, ok := c.Sinks[id]; !ok {
+				errs = append(errs, fmt.Errorf("%s.sinks[%d]: unknown sink %q (no sinks.%s section)", key, i, s, s))
+			} else if _, ok := f.Sinks[id.Type]; !ok {
+				errs = append(errs, fmt.Errorf("%s.sinks[%d]: unknown sink type %q", key, i, id.Type))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c GraphConfig) pipelineNames() []string {
+	names := make([]string, 0, len(c.Pipelines))
+	for name := range c.Pipelines {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // FlattenErrors returns the leaves of err's errors.Join tree: every error
