@@ -740,7 +740,23 @@ func TestFlattenAndPrefix(t *testing.T) {
 	}
 }
 
-func BenchmarkGraphNoopPipeline(b *testing.B) {
+// BenchmarkGraph: batches through Consume → queue → a no-op stage → a
+// discarding sink, with the workers running; the time includes draining
+// everything (Shutdown), so it is the throughput of the whole path.
+func BenchmarkGraph(b *testing.B) {
+	for _, bc := range []struct {
+		name             string
+		size, pipes, wks int
+	}{
+		{"batch100/1pipeline", 100, 1, 2},
+		{"batch1000/1pipeline", 1000, 1, 2},
+		{"batch100/2pipelines", 100, 2, 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) { benchGraph(b, bc.size, bc.pipes, bc.wks) })
+	}
+}
+
+func benchGraph(b *testing.B, size, pipes, workers int) {
 	var written atomic.Int64
 	f, err := MakeFactories(
 		[]StageFactory{NewStageFactory("noop", func() Config { return &testStageConfig{} },
@@ -758,7 +774,10 @@ func BenchmarkGraphNoopPipeline(b *testing.B) {
 	cfg := GraphConfig{
 		Stages:    map[ComponentID]Config{MustComponentID("noop"): &testStageConfig{}},
 		Sinks:     map[ComponentID]Config{MustComponentID("discard"): &testSinkConfig{}},
-		Pipelines: map[string]PipelineConfig{"default": pipeCfg([]string{"noop"}, []string{"discard"})},
+		Pipelines: map[string]PipelineConfig{},
+	}
+	for i := range pipes {
+		cfg.Pipelines[fmt.Sprintf("p%d", i)] = pipeCfg([]string{"noop"}, []string{"discard"}, func(pc *PipelineConfig) { pc.Workers = workers })
 	}
 	g, err := NewGraph(context.Background(), GraphSettings{Metrics: NewMetrics()}, f, cfg)
 	if err != nil {
@@ -767,10 +786,9 @@ func BenchmarkGraphNoopPipeline(b *testing.B) {
 	if err := g.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	const size = 100
 	template := seqBatch(0, size)
 	template.ComputeBytes()
-	batches := make([]Batch, b.N)
+	batches := make([]Batch, b.N) // what ingest hands over: one Batch per frame
 	for i := range batches {
 		batches[i] = Batch{Events: template.Events, Bytes: template.Bytes}
 	}
@@ -785,8 +803,8 @@ func BenchmarkGraphNoopPipeline(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	if written.Load() != int64(b.N*size) {
-		b.Fatalf("written %d, want %d", written.Load(), b.N*size)
+	if want := int64(b.N * size * pipes); written.Load() != want {
+		b.Fatalf("written %d, want %d", written.Load(), want)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/event")
 }
