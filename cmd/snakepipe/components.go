@@ -6,9 +6,11 @@ import (
 	"github.com/snakepipe/snakepipe/pipeline"
 	"github.com/snakepipe/snakepipe/pipeline/stages/filterstage"
 	"github.com/snakepipe/snakepipe/pipeline/stages/metadatastage"
+	"github.com/snakepipe/snakepipe/pipeline/stages/ratelimitstage"
 	"github.com/snakepipe/snakepipe/pipeline/stages/samplestage"
 	"github.com/snakepipe/snakepipe/pipeline/stages/thresholdstage"
 	"github.com/snakepipe/snakepipe/sinks/filesink"
+	"github.com/snakepipe/snakepipe/sinks/statsdsink"
 	"github.com/snakepipe/snakepipe/sinks/stderrsink"
 )
 
@@ -22,10 +24,12 @@ func builtinFactories(stderr io.Writer) pipeline.Factories {
 			filterstage.NewFactory(),
 			thresholdstage.NewFactory(),
 			metadatastage.NewFactory(),
+			ratelimitstage.NewFactory(),
 		},
 		[]pipeline.SinkFactory{
 			stderrsink.NewFactoryWithWriter(stderr),
 			filesink.NewFactory(),
+			statsdsink.NewFactory(),
 		},
 	)
 	if err != nil {

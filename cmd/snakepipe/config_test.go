@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -370,4 +371,33 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatalf("loader accepted a config the graph rejects: %v", err)
 		}
 	})
+}
+
+func TestLoadRealComponents(t *testing.T) {
+	fac := builtinFactories(io.Discard)
+	cfg, err := LoadConfig(LoadOptions{File: "testdata/config/components.yaml", Factories: fac})
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if len(cfg.Stages) != 5 || len(cfg.Sinks) != 3 || len(cfg.Warnings) != 0 {
+		t.Errorf("stages %d, sinks %d, warnings %q", len(cfg.Stages), len(cfg.Sinks), cfg.Warnings)
+	}
+	if got := cfg.Sinks[pipeline.MustComponentID("file/main")].Exporter.Queue.MaxEvents; got != 1000 {
+		t.Errorf("sinks.file/main.queue.max_events = %d", got)
+	}
+	if got := cfg.Sinks[pipeline.MustComponentID("statsd")].Exporter.Retry.MaxInterval; got != 5*time.Second {
+		t.Errorf("sinks.statsd.retry.max_interval = %v", got)
+	}
+	// The graph builds from it with the real factories (the file sink opens
+	// its file on Start, not here).
+	g, err := pipeline.NewGraph(context.Background(), pipeline.GraphSettings{}, fac, cfg.Graph())
+	if err != nil {
+		t.Fatalf("NewGraph: %v", err)
+	}
+	if err := g.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown of a graph never started: %v", err)
+	}
+	if got := g.Pipelines(); !slices.Equal(got, []string{"default", "slow"}) {
+		t.Errorf("pipelines = %v", got)
+	}
 }
