@@ -188,7 +188,7 @@ func startGraph(t *testing.T, f Factories, cfg GraphConfig, m *Metrics) *Graph {
 	return g
 }
 
-func metricValue(t *testing.T, m *Metrics, name string, kv ...string) float64 {
+func graphMetric(t *testing.T, m *Metrics, name string, kv ...string) float64 {
 	t.Helper()
 	v, ok := m.Value(name, L(kv...)...)
 	if !ok {
@@ -356,7 +356,7 @@ func TestGraphRoutesToSharedSinks(t *testing.T) {
 		{"snakepipe_pipeline_queue_events", []string{"pipeline", "a"}, 0},
 	}
 	for _, c := range checks {
-		if got := metricValue(t, m, c.name, c.kv...); got != c.want {
+		if got := graphMetric(t, m, c.name, c.kv...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.kv, got, c.want)
 		}
 	}
@@ -453,7 +453,7 @@ func TestGraphCountsStageAndSinkErrors(t *testing.T) {
 		{"snakepipe_pipeline_events_dropped_total", []string{"pipeline", "sinking", "reason", DropStageError}, 0},
 	}
 	for _, c := range checks {
-		if got := metricValue(t, m, c.name, c.kv...); got != c.want {
+		if got := graphMetric(t, m, c.name, c.kv...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.kv, got, c.want)
 		}
 	}
@@ -535,7 +535,7 @@ func TestGraphFullPolicies(t *testing.T) {
 			if err := g.Shutdown(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if got := metricValue(t, m, "snakepipe_pipeline_events_dropped_total", "pipeline", "p", "reason", tt.wantReason); got != 10 {
+			if got := graphMetric(t, m, "snakepipe_pipeline_events_dropped_total", "pipeline", "p", "reason", tt.wantReason); got != 10 {
 				t.Errorf("dropped{reason=%s} = %v, want 10", tt.wantReason, got)
 			}
 			if got := sink.count.Load(); got != 20 {
@@ -567,10 +567,10 @@ func TestGraphShutdownDeadline(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Shutdown with an expired ctx = %v, want context.Canceled", err)
 	}
-	if got := metricValue(t, m, "snakepipe_pipeline_events_dropped_total", "pipeline", "p", "reason", DropShutdown); got != 10 {
+	if got := graphMetric(t, m, "snakepipe_pipeline_events_dropped_total", "pipeline", "p", "reason", DropShutdown); got != 10 {
 		t.Errorf("dropped{reason=shutdown} = %v, want the 10 queued events", got)
 	}
-	if got := metricValue(t, m, "snakepipe_pipeline_events_dropped_total", "pipeline", "p", "reason", DropSinkError); got != 5 {
+	if got := graphMetric(t, m, "snakepipe_pipeline_events_dropped_total", "pipeline", "p", "reason", DropSinkError); got != 5 {
 		t.Errorf("dropped{reason=sink_error} = %v, want the 5 events in the canceled Write", got)
 	}
 }
@@ -660,7 +660,7 @@ func TestGraphHammer(t *testing.T) {
 			if len(slices.Compact(slices.Clone(gotA))) != len(gotA) {
 				t.Error("rec/a got duplicates")
 			}
-			dropped := metricValue(t, m, "snakepipe_pipeline_events_dropped_total", "pipeline", "one", "reason", DropReasonQueueFull)
+			dropped := graphMetric(t, m, "snakepipe_pipeline_events_dropped_total", "pipeline", "one", "reason", DropReasonQueueFull)
 			if int(dropped)+len(gotA) != len(accepted) {
 				t.Errorf("rec/a %d + dropped %v != accepted %d", len(gotA), dropped, len(accepted))
 			}
