@@ -486,8 +486,7 @@ func decodeErrorLeaves(err error) []error {
 	if err == nil {
 		return nil
 	}
-	var de *mapstructure.DecodeError
-	if errors.As(err, &de) && de == err {
+	if _, leaf := err.(*mapstructure.DecodeError); leaf {
 		return []error{err}
 	}
 	switch u := err.(type) {
