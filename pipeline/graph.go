@@ -50,10 +50,11 @@ type GraphSettings struct {
 // accepting input, lets every batch already accepted run to the sinks, then
 // shuts down the stages and finally the sinks (which flush).
 type Graph struct {
-	log     hclog.Logger
-	metrics *Metrics
-	pipes   []*pipe     // sorted by name
-	sinks   []*sinkNode // sorted by id
+	log      hclog.Logger
+	metrics  *Metrics
+	pipes    []*pipe     // sorted by name
+	sinks    []*sinkNode // sorted by id
+	sinkByID map[ComponentID]*sinkNode
 
 	mu       sync.RWMutex
 	state    graphState
@@ -130,32 +131,37 @@ func NewGraph(ctx context.Context, set GraphSettings, f Factories, cfg GraphConf
 	var errs []error
 
 	// Sinks: one instance per id, shared.
-	sinkByID := map[ComponentID]*sinkNode{}
+	var sinkIDs []ComponentID
 	for _, name := range names {
 		for _, s := range cfg.Pipelines[name].Sinks {
-			id := MustComponentID(s)
-			if _, done := sinkByID[id]; done {
-				continue
-			}
-			sset := Settings{ID: id, Logger: log.Named("sink").With("sink", id.String()), Metrics: set.Metrics}
-			sk, err := f.Sinks[id.Type].CreateSink(ctx, sset, cfg.Sinks[id])
-			if err == nil && set.WrapSink != nil {
-				var wrapped Sink
-				wrapped, err = set.WrapSink(sset, sk)
-				if err != nil {
-					err = errors.Join(err, sk.Shutdown(ctx))
-				} else {
-					sk = wrapped
-				}
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("sinks.%s: %w", id, err))
-				continue
-			}
-			n := &sinkNode{id: id, sink: sk}
-			sinkByID[id] = n
-			g.sinks = append(g.sinks, n)
+			sinkIDs = append(sinkIDs, MustComponentID(s))
 		}
+	}
+	sinkIDs = append(sinkIDs, cfg.ExtraSinks...)
+	g.sinkByID = map[ComponentID]*sinkNode{}
+	sinkByID := g.sinkByID
+	for _, id := range sinkIDs {
+		if _, done := sinkByID[id]; done {
+			continue
+		}
+		sset := Settings{ID: id, Logger: log.Named("sink").With("sink", id.String()), Metrics: set.Metrics}
+		sk, err := f.Sinks[id.Type].CreateSink(ctx, sset, cfg.Sinks[id])
+		if err == nil && set.WrapSink != nil {
+			var wrapped Sink
+			wrapped, err = set.WrapSink(sset, sk)
+			if err != nil {
+				err = errors.Join(err, sk.Shutdown(ctx))
+			} else {
+				sk = wrapped
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sinks.%s: %w", id, err))
+			continue
+		}
+		n := &sinkNode{id: id, sink: sk}
+		sinkByID[id] = n
+		g.sinks = append(g.sinks, n)
 	}
 	sort.Slice(g.sinks, func(i, j int) bool { return g.sinks[i].id.String() < g.sinks[j].id.String() })
 
@@ -237,6 +243,25 @@ func (p *pipe) countDrop(reason string, events int) {
 	if events > 0 {
 		p.dropCounter(reason).Add(uint64(events))
 	}
+}
+
+// ErrNoSuchSink is returned by DeadLetter for a sink the graph did not
+// create.
+var ErrNoSuchSink = errors.New("no such sink in the pipeline graph")
+
+// DeadLetter writes b to the sink id directly, bypassing pipelines: for
+// stages that hand failed batches to a dead-letter sink (which must be in
+// GraphConfig.ExtraSinks or routed to by a pipeline). Like any Sink.Write,
+// it does not keep b.
+func (g *Graph) DeadLetter(ctx context.Context, id ComponentID, b *Batch, cause error) error {
+	n, ok := g.sinkByID[id]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoSuchSink, id)
+	}
+	if err := n.sink.Write(ctx, b); err != nil {
+		return fmt.Errorf("dead letter to %s (after %v): %w", id, cause, err)
+	}
+	return nil
 }
 
 // Pipelines returns the pipeline names, sorted.

@@ -725,6 +725,40 @@ func TestSwitchSwapLosesNothing(t *testing.T) {
 	}
 }
 
+func TestGraphDeadLetterToExtraSink(t *testing.T) {
+	rec := newRecorder()
+	cfg := GraphConfig{
+		Sinks: map[ComponentID]Config{
+			MustComponentID("rec/main"): &testSinkConfig{},
+			MustComponentID("rec/dead"): &testSinkConfig{},
+		},
+		Pipelines:  map[string]PipelineConfig{"p": pipeCfg(nil, []string{"rec/main"})},
+		ExtraSinks: []ComponentID{MustComponentID("rec/dead")},
+	}
+	g := startGraph(t, testFactories(t, rec), cfg, nil)
+	if err := g.DeadLetter(context.Background(), MustComponentID("rec/dead"), seqBatch(7, 3), errors.New("trap")); err != nil {
+		t.Fatalf("DeadLetter: %v", err)
+	}
+	if err := g.DeadLetter(context.Background(), MustComponentID("rec/other"), seqBatch(0, 1), errors.New("trap")); !errors.Is(err, ErrNoSuchSink) {
+		t.Errorf("DeadLetter to an unknown sink = %v, want ErrNoSuchSink", err)
+	}
+	if err := g.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.seqs("rec/dead"); !slices.Equal(got, []uint64{7, 8, 9}) {
+		t.Errorf("dead-letter sink got %v", got)
+	}
+	lc := rec.lifecycle()
+	if !slices.Contains(lc, "start sink rec/dead") || !slices.Contains(lc, "shutdown sink rec/dead") {
+		t.Errorf("extra sink not started and shut down: %v", lc)
+	}
+
+	cfg.ExtraSinks = []ComponentID{MustComponentID("rec/none")}
+	if _, err := NewGraph(context.Background(), GraphSettings{}, testFactories(t, rec), cfg); err == nil || !strings.Contains(err.Error(), `unknown sink "rec/none"`) {
+		t.Errorf("NewGraph with an unconfigured extra sink: %v", err)
+	}
+}
+
 func TestFlattenAndPrefix(t *testing.T) {
 	err := errors.Join(errors.New("a: x"), errors.Join(errors.New("[1]: y"), errors.New("plain message")), fmt.Errorf("wrapped: %w", errors.Join(errors.New("k: v"))))
 	var got []string

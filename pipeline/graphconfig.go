@@ -77,6 +77,10 @@ type GraphConfig struct {
 	Stages    map[ComponentID]Config
 	Sinks     map[ComponentID]Config
 	Pipelines map[string]PipelineConfig
+	// ExtraSinks are sinks to create even if no pipeline routes to them:
+	// stages write to them directly through Graph.DeadLetter (a wasm
+	// stage's dead_letter sink).
+	ExtraSinks []ComponentID
 }
 
 // Validate checks every pipeline and that every id it names has a config
@@ -115,6 +119,13 @@ func (c GraphConfig) Validate(f Factories) error {
 			} else if _, ok := f.Sinks[id.Type]; !ok {
 				errs = append(errs, fmt.Errorf("%s.sinks[%d]: unknown sink type %q", key, i, id.Type))
 			}
+		}
+	}
+	for _, id := range c.ExtraSinks {
+		if _, ok := c.Sinks[id]; !ok {
+			errs = append(errs, fmt.Errorf("unknown sink %q (no sinks.%s section)", id, id))
+		} else if _, ok := f.Sinks[id.Type]; !ok {
+			errs = append(errs, fmt.Errorf("sinks.%s: unknown sink type %q", id, id.Type))
 		}
 	}
 	return errors.Join(errs...)
