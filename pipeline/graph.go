@@ -259,7 +259,7 @@ func (g *Graph) DeadLetter(ctx context.Context, id ComponentID, b *Batch, cause 
 		return fmt.Errorf("%w: %s", ErrNoSuchSink, id)
 	}
 	if err := n.sink.Write(ctx, b); err != nil {
-		return fmt.Errorf("dead letter to %s (after %v): %w", id, cause, err)
+		return fmt.Errorf("dead letter to %s: %w", id, err)
 	}
 	return nil
 }
