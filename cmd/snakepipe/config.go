@@ -24,8 +24,10 @@ import (
 	"github.com/knadh/koanf/v2"
 	yamlv3 "go.yaml.in/yaml/v3"
 
+	"github.com/snakepipe/snakepipe/catalog"
 	"github.com/snakepipe/snakepipe/control"
 	"github.com/snakepipe/snakepipe/pipeline"
+	"github.com/snakepipe/snakepipe/plugins"
 )
 
 // defaultConfigYAML is what `snakepipe run` uses without -c.
@@ -38,9 +40,11 @@ var defaultConfigYAML []byte
 // component factory's default config; pipelines.<name> onto
 // pipeline.DefaultPipelineConfig.
 type Config struct {
-	Log    LogConfig           `koanf:"log"`
-	Policy pipeline.Policy     `koanf:"policy"`
-	Admin  control.AdminConfig `koanf:"admin"`
+	Log     LogConfig           `koanf:"log"`
+	Catalog catalog.Config      `koanf:"catalog"`
+	Policy  pipeline.Policy     `koanf:"policy"`
+	Admin   control.AdminConfig `koanf:"admin"`
+	Plugins plugins.HostConfig  `koanf:"plugins"`
 
 	Stages    map[pipeline.ComponentID]pipeline.Config `koanf:"-"`
 	Sinks     map[pipeline.ComponentID]SinkConfig      `koanf:"-"`
@@ -72,8 +76,10 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Log:       LogConfig{Level: "info", Format: "text"},
+		Catalog:   catalog.DefaultConfig(),
 		Policy:    pipeline.DefaultPolicy(),
 		Admin:     control.DefaultAdminConfig(),
+		Plugins:   plugins.DefaultHostConfig(),
 		Stages:    map[pipeline.ComponentID]pipeline.Config{},
 		Sinks:     map[pipeline.ComponentID]SinkConfig{},
 		Pipelines: map[string]pipeline.PipelineConfig{},
@@ -102,7 +108,26 @@ func (c *Config) Graph() pipeline.GraphConfig {
 	for id, s := range c.Sinks {
 		g.Sinks[id] = s.Sink
 	}
+	seen := map[pipeline.ComponentID]bool{}
+	for _, st := range c.Stages {
+		if dl, ok := deadLetterSink(st); ok && !seen[dl] {
+			seen[dl] = true
+			g.ExtraSinks = append(g.ExtraSinks, dl)
+		}
+	}
+	slices.SortFunc(g.ExtraSinks, func(a, b pipeline.ComponentID) int { return strings.Compare(a.String(), b.String()) })
 	return g
+}
+
+// deadLetterSink returns the sink a stage writes failed batches to
+// directly (a wasm stage with on_error: dead_letter).
+func deadLetterSink(c pipeline.Config) (pipeline.ComponentID, bool) {
+	wc, ok := c.(*plugins.Config)
+	if !ok || wc.OnError != plugins.OnErrorDeadLetter || wc.DeadLetter == "" {
+		return pipeline.ComponentID{}, false
+	}
+	id, err := pipeline.ParseComponentID(wc.DeadLetter)
+	return id, err == nil
 }
 
 // ConfigError is one problem in the config, with the full key path.
@@ -293,10 +318,17 @@ func decodeConfig(raw map[string]any, f pipeline.Factories) (*Config, error) {
 		}
 	}
 	collect("log", cfg.Log.Validate())
+	collect("catalog", cfg.Catalog.Validate())
 	collect("policy", stripSentinel(cfg.Policy.Validate(), pipeline.ErrBadPolicy))
 	collect("admin", cfg.Admin.Validate())
+	collect("plugins", cfg.Plugins.Validate())
 	for id, c := range cfg.Stages {
 		collect("stages."+id.String(), c.Validate())
+		if dl, ok := deadLetterSink(c); ok {
+			if _, known := cfg.Sinks[dl]; !known {
+				collect("stages."+id.String(), fmt.Errorf("dead_letter: unknown sink %q (no sinks.%s section)", dl, dl))
+			}
+		}
 	}
 	for id, c := range cfg.Sinks {
 		collect("sinks."+id.String(), c.Sink.Validate())
@@ -357,6 +389,16 @@ func coveredBy(ce *ConfigError, decodeErrs []*ConfigError, broken map[string]boo
 // hasKeyPrefix reports whether key k is prefix or lies under it.
 func hasKeyPrefix(k, prefix string) bool {
 	return k == prefix || strings.HasPrefix(k, prefix+".") || strings.HasPrefix(k, prefix+"[")
+}
+
+// checkConfig runs the checks that need more than decoding (the catalog
+// must compile with the user's events) without creating anything that
+// touches the outside world. `validate` and NewService both use it.
+func checkConfig(cfg *Config) error {
+	if _, err := catalog.New(cfg.Catalog); err != nil {
+		return joinConfigErrors(configErrors("catalog", err))
+	}
+	return nil
 }
 
 // stripSentinel removes a sentinel's "sentinel: " prefix from each message.
@@ -602,6 +644,9 @@ func unusedWarnings(cfg *Config) []string {
 		for _, s := range p.Sinks {
 			used["sinks."+s] = true
 		}
+	}
+	for _, id := range cfg.Graph().ExtraSinks {
+		used["sinks."+id.String()] = true
 	}
 	var out []string
 	for id := range cfg.Stages {

@@ -374,7 +374,7 @@ func FuzzLoadConfig(f *testing.F) {
 }
 
 func TestLoadRealComponents(t *testing.T) {
-	fac := builtinFactories(io.Discard)
+	fac := builtinFactories(io.Discard, nil)
 	cfg, err := LoadConfig(LoadOptions{File: "testdata/config/components.yaml", Factories: fac})
 	if err != nil {
 		t.Fatalf("LoadConfig: %v", err)

@@ -26,6 +26,7 @@ type command struct {
 
 // commands is every subcommand, in the order `snakepipe --help` lists them.
 var commands = []*command{
+	validateCommand,
 	versionCommand,
 }
 
