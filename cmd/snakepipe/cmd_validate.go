@@ -20,9 +20,10 @@ starting anything: every key is known, every value is in range, every id a
 pipeline names is configured. Prints "valid" and exits 0, or prints every
 problem, one per line with its key path, and exits 1:
 
-  snakepipe: snakepipe.yaml has 2 problems:
+  snakepipe: snakepipe.yaml has 3 problems:
     ingest.lisen: unknown key
     pipelines.default.sinks[0]: unknown sink "fille" (no sinks.fille section)
+    sinks.file/main.max_bytes: -1 must be >= 0 (0 never rotates)
 
 Without -c it checks the built-in config.
 `
