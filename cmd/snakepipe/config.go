@@ -489,14 +489,15 @@ func decodeInto(key string, body any, out any) []*ConfigError {
 	if err != nil {
 		return []*ConfigError{{Key: key, Msg: err.Error()}}
 	}
-	return decodeErrors(key, dec.Decode(body), reflect.TypeOf(out).Elem().String())
+	return decodeErrors(key, dec.Decode(body), reflect.TypeOf(out).Elem())
 }
 
 // decodeErrors turns mapstructure's error tree into one ConfigError per
 // problem: "'queue' has invalid keys: a, b" becomes "queue.a: unknown key"
-// and "queue.b: unknown key". rootType is the type decoded onto, which
-// mapstructure uses as the name of the top level.
-func decodeErrors(prefix string, err error, rootType string) []*ConfigError {
+// and "queue.b: unknown key", with a "did you mean" hint when a known key
+// is close. root is the type decoded onto (mapstructure names the top level
+// after it).
+func decodeErrors(prefix string, err error, root reflect.Type) []*ConfigError {
 	var out []*ConfigError
 	for _, e := range decodeErrorLeaves(err) {
 		var de *mapstructure.DecodeError
@@ -505,15 +506,20 @@ func decodeErrors(prefix string, err error, rootType string) []*ConfigError {
 			continue
 		}
 		name := de.Name()
-		if name == rootType {
+		if name == root.String() {
 			name = ""
 		}
-		key := joinKey(prefix, normalizeKey(name))
+		rel := normalizeKey(name)
+		key := joinKey(prefix, rel)
 		inner := de.Unwrap()
 		msg := inner.Error()
 		if keys, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
 			for _, k := range strings.Split(keys, ", ") {
-				out = append(out, &ConfigError{Key: joinKey(key, k), Msg: "unknown key"})
+				msg := "unknown key"
+				if s := suggestKey(root, rel, k); s != "" {
+					msg += " (did you mean " + s + "?)"
+				}
+				out = append(out, &ConfigError{Key: joinKey(key, k), Msg: msg})
 			}
 			continue
 		}

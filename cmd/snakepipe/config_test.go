@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -167,13 +168,14 @@ func TestLoadErrors(t *testing.T) {
 		want []string // every line of the error, in order
 	}{
 		{"unknown_keys.yaml", []string{
-			"admin.lisen: unknown key",
-			"log.levl: unknown key",
-			"pipeline: unknown key",
-			"pipelines.default.qeue: unknown key",
-			"sinks.store/main.max_byte: unknown key",
-			"sinks.store/main.queue.max_evnts: unknown key",
-			"stages.fake/a.rat: unknown key",
+			"admin.lisen: unknown key (did you mean listen?)",
+			"log.levl: unknown key (did you mean level?)",
+			"pipeline: unknown key (did you mean pipelines?)",
+			"pipelines.default.qeue: unknown key (did you mean queue?)",
+			"sinks.store/main.max_byte: unknown key (did you mean max_bytes?)",
+			"sinks.store/main.queue.max_evnts: unknown key (did you mean max_events?)",
+			"stages.fake/a.rat: unknown key (did you mean rate?)",
+			"stages.fake/a.zzzzzz: unknown key\x00",
 		}},
 		{"bad_values.yaml", []string{
 			`log.format: "xml" is not one of text, json`,
@@ -222,7 +224,9 @@ func TestLoadErrors(t *testing.T) {
 				t.Fatalf("got %d errors, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
 			}
 			for i := range got {
-				if !strings.HasPrefix(got[i], tt.want[i]) {
+				if w, exact := strings.CutSuffix(tt.want[i], "\x00"); exact && got[i] != w {
+					t.Errorf("error %d:\n got  %s\n want %s", i, got[i], w)
+				} else if !strings.HasPrefix(got[i], tt.want[i]) && !exact {
 					t.Errorf("error %d:\n got  %s\n want %s...", i, got[i], tt.want[i])
 				}
 			}
@@ -299,7 +303,7 @@ func TestLoadEnvAndFlags(t *testing.T) {
 	}
 
 	_, err = loadTestdata(t, "good.yaml", []string{"SNAKEPIPE_LOG__LEVL=debug", "SNAKEPIPE_PIPELINES__DEFAULT__WORKERS=many"}, nil)
-	want := []string{"log.levl: unknown key", "pipelines.default.workers: expected int, got a string (many)"}
+	want := []string{"log.levl: unknown key (did you mean level?)", "pipelines.default.workers: expected int, got a string (many)"}
 	if got := errLines(err); !slices.Equal(got, want) {
 		t.Errorf("env typo errors = %q, want %q", got, want)
 	}
@@ -399,5 +403,26 @@ func TestLoadRealComponents(t *testing.T) {
 	}
 	if got := g.Pipelines(); !slices.Equal(got, []string{"default", "slow"}) {
 		t.Errorf("pipelines = %v", got)
+	}
+}
+
+func TestSuggestKey(t *testing.T) {
+	tests := []struct {
+		path, unknown, want string
+	}{
+		{"", "polcy", "policy"},
+		{"", "sink", "sinks"},
+		{"log", "formt", "format"},
+		{"policy.sampling_rules[0]", "pattren", "pattern"},
+		{"admin", "completely_different", ""},
+		{"nope", "x", ""},
+	}
+	for _, tt := range tests {
+		if got := suggestKey(reflect.TypeFor[Config](), tt.path, tt.unknown); got != tt.want {
+			t.Errorf("suggestKey(%q, %q) = %q, want %q", tt.path, tt.unknown, got, tt.want)
+		}
+	}
+	if d := editDistance("kitten", "sitting"); d != 3 {
+		t.Errorf("editDistance = %d, want 3", d)
 	}
 }
