@@ -1,0 +1,40 @@
+//go:build wasip1
+
+// Command slow_calls is the example filter plugin in Go: events named
+// python.call.stop are kept iff their measurement duration (int or float) is
+// >= config min_duration_ns (default 0); every other event is kept.
+package main
+
+import (
+	snk "github.com/snakepipe/snakepipe/plugins/sdk/go"
+	"github.com/snakepipe/snakepipe/plugins/sdk/go/filter"
+)
+
+var minDuration int64
+
+func init() {
+	snk.OnInit(func(cfg snk.Config) error {
+		if err := cfg.Only("min_duration_ns"); err != nil {
+			return err
+		}
+		var err error
+		minDuration, err = cfg.Int64("min_duration_ns", 0)
+		return err
+	})
+	filter.Handle(func(e *snk.Event) bool {
+		if !e.NameIs("python.call.stop") {
+			return true
+		}
+		i, f, isInt, ok := e.Number("duration")
+		switch {
+		case !ok:
+			return false
+		case isInt:
+			return i >= minDuration
+		default:
+			return f >= float64(minDuration)
+		}
+	})
+}
+
+func main() {}
