@@ -192,4 +192,3 @@ func TestEnrichPatchShape(t *testing.T) {
 		})
 	}
 }
-
