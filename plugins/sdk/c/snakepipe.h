@@ -38,6 +38,9 @@ typedef __INT64_TYPE__ snk_i64;
 #define SNK_ERR_OOM (-3)
 #define SNK_ERR_CONFIG (-4)
 
+/* The host's limit of patch operations per event. */
+#define SNK_MAX_PATCHES 64
+
 /* Log levels. */
 #define SNK_TRACE 0
 #define SNK_DEBUG 1
@@ -355,7 +358,8 @@ static inline snk_i64 snk__result(void) {
 
 static inline void snk__patch_op(snk_patch *p, snk_u8 kind, snk_u8 opcode, const void *key, snk_u32 kl,
                                  const void *val, snk_u32 vl) {
-    if (kl > 0xFFFFu || p->nops == 0xFFFFu) {
+    if (kl > 0xFFFFu || p->nops == SNK_MAX_PATCHES) {
+        SNK_LOG(SNK_ERROR, "patch: key longer than 65535 bytes or more than 64 patches for one event");
         snk__out_err = SNK_ERR_GENERIC;
         return;
     }

@@ -17,8 +17,11 @@ const (
 
 var (
 	errKeyTooLong   = errors.New("snk: patch key longer than 65535 bytes")
-	errTooManyPatch = errors.New("snk: more than 65535 patches for one event")
+	errTooManyPatch = errors.New("snk: more than 64 patches for one event (the host's limit)")
 )
+
+// MaxPatches is the host's limit of patch operations per event.
+const MaxPatches = 64
 
 // Patch collects the changes an enricher makes to one event. Changes are
 // applied by the host in order, after its own validation.
@@ -53,7 +56,7 @@ func (p *Patch) add(kind, opcode byte, key string, val []byte, sval string) {
 		p.err = errKeyTooLong
 		return
 	}
-	if p.nops == math.MaxUint16 {
+	if p.nops == MaxPatches {
 		p.err = errTooManyPatch
 		return
 	}

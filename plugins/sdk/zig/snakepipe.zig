@@ -22,6 +22,9 @@ pub const err_bad_input: i32 = -2;
 pub const err_oom: i32 = -3;
 pub const err_config: i32 = -4;
 
+/// The host's limit of patch operations per event.
+pub const max_patches: usize = 64;
+
 pub const Level = enum(i32) { trace = 0, debug = 1, info = 2, warn = 3, err = 4 };
 
 extern "snakepipe_v1" fn log(level: i32, ptr: [*]const u8, len: i32) void;
@@ -284,7 +287,8 @@ pub const Patch = struct {
     dropped: bool = false,
 
     fn op(p: *Patch, kind: u8, opcode: u8, key: []const u8, val: []const u8) void {
-        if (key.len > 0xFFFF or p.nops == 0xFFFF or val.len > max_buf) {
+        if (key.len > 0xFFFF or p.nops == max_patches or val.len > max_buf) {
+            logMsg(.err, "patch: key longer than 65535 bytes, value too large or more than 64 patches for one event");
             out_err = err_generic;
             return;
         }

@@ -24,6 +24,9 @@ export const ERR_BAD_INPUT: i32 = -2;
 export const ERR_OOM: i32 = -3;
 export const ERR_CONFIG: i32 = -4;
 
+/** The host's limit of patch operations per event. */
+export const MAX_PATCHES: u32 = 64;
+
 export const TRACE: i32 = 0;
 export const DEBUG: i32 = 1;
 export const INFO: i32 = 2;
@@ -315,7 +318,8 @@ export class Patch {
   dropped: bool = false;
 
   private op(kind: u8, opcode: u8, key: Str, val: usize, vl: u32): void {
-    if (key.len > 0xffff || this.nops == 0xffff) {
+    if (key.len > 0xffff || this.nops == MAX_PATCHES) {
+      logString(ERROR, "patch: key longer than 65535 bytes or more than 64 patches for one event");
       outErr = ERR_GENERIC;
       return;
     }

@@ -29,6 +29,9 @@ pub const ERR_BAD_INPUT: i32 = -2;
 pub const ERR_OOM: i32 = -3;
 pub const ERR_CONFIG: i32 = -4;
 
+/// The host's limit of patch operations per event.
+pub const MAX_PATCHES: usize = 64;
+
 pub const TRACE: i32 = 0;
 pub const DEBUG: i32 = 1;
 pub const INFO: i32 = 2;
@@ -402,7 +405,8 @@ pub struct Patch {
 impl Patch {
     fn op(&mut self, kind: u8, opcode: u8, key: &[u8], val: &[u8]) {
         let out = unsafe { out_buf() };
-        if key.len() > 0xFFFF || self.nops == 0xFFFF || val.len() > MAX_BUF {
+        if key.len() > 0xFFFF || self.nops == MAX_PATCHES || val.len() > MAX_BUF {
+            log(ERROR, b"patch: key longer than 65535 bytes, value too large or more than 64 patches for one event");
             out.err = ERR_GENERIC;
             return;
         }
