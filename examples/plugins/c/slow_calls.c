@@ -1,6 +1,7 @@
-/* slow_calls: the example filter plugin in C. Events named python.call.stop
- * are kept iff their measurement duration (int or float) is >= config
- * min_duration_ns (default 0); every other event is kept. */
+/* slow_calls: the example filter plugin in C. An event named
+ * python.call.stop whose measurement duration (int or float) is below config
+ * min_duration_ns (default 0) is dropped; every other event is kept (also a
+ * python.call.stop without a numeric duration: it cannot be judged). */
 #include "snakepipe.h"
 
 static snk_i64 min_duration = 0;
@@ -18,7 +19,7 @@ static int keep(const snk_event *ev) {
     switch (SNK_NUMBER(ev, "duration", &i, &d)) {
     case SNK_KIND_INT: return i >= min_duration;
     case SNK_KIND_FLOAT: return d >= (double)min_duration;
-    default: return 0;
+    default: return 1;
     }
 }
 

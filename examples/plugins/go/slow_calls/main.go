@@ -1,8 +1,9 @@
 //go:build wasip1
 
-// Command slow_calls is the example filter plugin in Go: events named
-// python.call.stop are kept iff their measurement duration (int or float) is
-// >= config min_duration_ns (default 0); every other event is kept.
+// Command slow_calls is the example filter plugin in Go: an event named
+// python.call.stop whose measurement duration (int or float) is below config
+// min_duration_ns (default 0) is dropped; every other event is kept (also a
+// python.call.stop without a numeric duration: it cannot be judged).
 package main
 
 import (
@@ -28,7 +29,7 @@ func init() {
 		i, f, isInt, ok := e.Number("duration")
 		switch {
 		case !ok:
-			return false
+			return true
 		case isInt:
 			return i >= minDuration
 		default:
