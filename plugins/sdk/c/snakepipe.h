@@ -252,6 +252,8 @@ static inline int snk_config_get(const snk_config *c, const char *key, snk_u32 k
     return 0;
 }
 
+#define SNK_CONFIG_GET(c, lit, val) snk_config_get((c), (lit), sizeof(lit) - 1, (val))
+
 /* snk_config_i64 sets *out to key as a decimal int64, or def when absent.
  * Returns 0, or SNK_ERR_CONFIG (and logs why) when the value is malformed. */
 static inline int snk_config_i64(const snk_config *c, const char *key, snk_u32 keylen, snk_i64 def, snk_i64 *out) {
