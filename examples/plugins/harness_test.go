@@ -64,9 +64,13 @@ func loadGuest(ctx context.Context, path string, cfg map[string]string) (*guest,
 }
 
 func newGuest(ctx context.Context) (*guest, error) {
+	return newGuestOpt(ctx, false)
+}
+
+func newGuestOpt(ctx context.Context, closeOnDone bool) (*guest, error) {
 	g := &guest{ctx: ctx, stack: make([]uint64, 2)}
 	g.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
-		WithMemoryLimitPages(1024).WithCompilationCache(compileCache))
+		WithMemoryLimitPages(1024).WithCompilationCache(compileCache).WithCloseOnContextDone(closeOnDone))
 	return g, nil
 }
 

@@ -16,7 +16,7 @@ fn init(c: &Config) -> Result<(), i32> {
 }
 
 fn keep(e: &Event) -> bool {
-    if e.name != b"python.call.stop" {
+    if !snakepipe::eq_bytes(e.name, b"python.call.stop") {
         return true;
     }
     let min = MIN_DURATION.load(Ordering::Relaxed);

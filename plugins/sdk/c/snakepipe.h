@@ -98,12 +98,29 @@ static inline snk_u64 snk__u64(const snk_u8 *p) {
     return v;
 }
 
+/* snk__eq_bytes compares n bytes. Up to 16 bytes it uses no Wasm loop:
+ * with a deadline, wazero instruments every loop iteration with a call,
+ * so the hot paths of this header avoid loops where they can. */
+static inline int snk__eq_bytes(const snk_u8 *a, const snk_u8 *b, snk_u32 n) {
+    while (n > 16) {
+        if (snk__u64(a) != snk__u64(b)) return 0;
+        a += 8;
+        b += 8;
+        n -= 8;
+    }
+    if (n >= 8) {
+        /* 8..16 bytes: the first and the last 8 (they may overlap) */
+        return snk__u64(a) == snk__u64(b) && snk__u64(a + n - 8) == snk__u64(b + n - 8);
+    }
+    if (n >= 4) return snk__u32(a) == snk__u32(b) && snk__u32(a + n - 4) == snk__u32(b + n - 4);
+    if (n == 0) return 1;
+    /* 1..3 bytes: first, middle and last */
+    return a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1];
+}
+
 /* snk_eq compares a view with len bytes at s. SNK_EQ takes a string literal. */
 static inline int snk_eq(snk_bytes b, const char *s, snk_u32 len) {
-    if (b.len != len) return 0;
-    for (snk_u32 i = 0; i < len; i++)
-        if (b.p[i] != (snk_u8)s[i]) return 0;
-    return 1;
+    return b.len == len && snk__eq_bytes(b.p, (const snk_u8 *)s, len);
 }
 #define SNK_EQ(b, lit) snk_eq((b), (lit), (snk_u32)(sizeof(lit) - 1))
 
@@ -145,9 +162,16 @@ static inline int snk_next_field(snk_field_iter *it, snk_field *f) {
     return 1;
 }
 
-/* snk_find finds the first field with kind in [lo, hi] and the given key. */
+/* snk_find finds the first field with kind in [lo, hi] and the given key.
+ * The first 8 fields are visited without a Wasm loop (see snk__eq_bytes). */
 static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f) {
     snk_field_iter it = snk_fields(ev);
+#define SNK__FIND_STEP                                                                 \
+    if (!snk_next_field(&it, f)) return 0;                                            \
+    if (f->kind >= lo && f->kind <= hi && snk_eq(f->key, key, keylen)) return 1;
+    SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
+    SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
+#undef SNK__FIND_STEP
     while (snk_next_field(&it, f))
         if (f->kind >= lo && f->kind <= hi && snk_eq(f->key, key, keylen)) return 1;
     return 0;
@@ -166,6 +190,19 @@ static inline int snk_number(const snk_event *ev, const char *key, snk_u32 keyle
     return f.kind;
 }
 #define SNK_NUMBER(ev, lit, i, d) snk_number((ev), (lit), sizeof(lit) - 1, (i), (d))
+
+/* snk__check_field checks the field at r + *o (record of rl bytes) and
+ * moves *o past it; 0 when it is malformed. */
+static inline int snk__check_field(const snk_u8 *r, snk_u32 rl, snk_u32 *o) {
+    if (rl - *o < 8) return 0;
+    snk_u8 kind = r[*o];
+    snk_u64 kl = snk__u16(r + *o + 2), vl = snk__u32(r + *o + 4);
+    if (kind < SNK_KIND_INT || kind > SNK_KIND_HOST_CONTEXT) return 0;
+    if ((kind == SNK_KIND_INT || kind == SNK_KIND_FLOAT) && vl != 8) return 0;
+    if (8 + kl + vl > (snk_u64)(rl - *o)) return 0;
+    *o += 8 + (snk_u32)kl + (snk_u32)vl;
+    return 1;
+}
 
 /* snk__parse_record reads the record at p (avail bytes) into *ev and returns
  * its total size, or 0 when it is malformed. */
@@ -193,15 +230,17 @@ static inline snk_u32 snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_even
     ev->nfields = snk__u16(r + o);
     o += 2;
     ev->fields = r + o;
-    for (snk_u32 i = 0; i < ev->nfields; i++) {
-        if (rl - o < 8) return 0;
-        snk_u8 kind = r[o];
-        snk_u64 kl = snk__u16(r + o + 2), vl = snk__u32(r + o + 4);
-        if (kind < SNK_KIND_INT || kind > SNK_KIND_HOST_CONTEXT) return 0;
-        if ((kind == SNK_KIND_INT || kind == SNK_KIND_FLOAT) && vl != 8) return 0;
-        if (8 + kl + vl > (snk_u64)(rl - o)) return 0;
-        o += 8 + (snk_u32)kl + (snk_u32)vl;
-    }
+    snk_u32 i = 0;
+    /* the first 8 fields without a Wasm loop (see snk__eq_bytes) */
+#define SNK__FIELD_STEP                                                                \
+    if (i == ev->nfields) return 4 + rl;                                              \
+    if (!snk__check_field(r, rl, &o)) return 0;                                       \
+    i++;
+    SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP
+    SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP
+#undef SNK__FIELD_STEP
+    for (; i < ev->nfields; i++)
+        if (!snk__check_field(r, rl, &o)) return 0;
     return 4 + rl; /* bytes after the fields inside a record are skipped */
 }
 

@@ -34,6 +34,28 @@ pub fn logMsg(level: Level, msg: []const u8) void {
     log(@intFromEnum(level), msg.ptr, @intCast(msg.len));
 }
 
+/// Compares two byte strings. Up to 16 bytes it uses no Wasm loop: with a
+/// deadline, wazero instruments every loop iteration with a call, so the hot
+/// paths here avoid loops where they can.
+pub inline fn eqBytes(a0: []const u8, b0: []const u8) bool {
+    if (a0.len != b0.len) return false;
+    var a = a0;
+    var b = b0;
+    if (a.len > 16) {
+        while (true) {
+            if (rd64(a, 0) != rd64(b, 0)) return false;
+            a = a[8..];
+            b = b[8..];
+            if (a.len <= 16) break;
+        }
+    }
+    const n = a.len;
+    if (n >= 8) return rd64(a, 0) == rd64(b, 0) and rd64(a, n - 8) == rd64(b, n - 8);
+    if (n >= 4) return rd32(a, 0) == rd32(b, 0) and rd32(a, n - 4) == rd32(b, n - 4);
+    if (n == 0) return true;
+    return a[0] == b[0] and a[n >> 1] == b[n >> 1] and a[n - 1] == b[n - 1];
+}
+
 fn rd16(b: []const u8, o: usize) usize {
     return std.mem.readIntLittle(u16, b[o..][0..2]);
 }
@@ -87,13 +109,18 @@ pub const Event = struct {
         return .{ .rest = e.area, .left = e.nfields };
     }
     pub fn nameIs(e: *const Event, name: []const u8) bool {
-        return std.mem.eql(u8, e.name, name);
+        return eqBytes(e.name, name);
     }
-    /// First field with kind in [lo, hi] and the given key.
+    /// First field with kind in [lo, hi] and the given key. The first 8
+    /// fields are visited without a Wasm loop (see eqBytes).
     pub fn find(e: *const Event, lo: u8, hi: u8, key: []const u8) ?Field {
         var it = e.fields();
+        inline for (0..8) |_| {
+            const f = it.next() orelse return null;
+            if (f.kind >= lo and f.kind <= hi and eqBytes(f.key, key)) return f;
+        }
         while (it.next()) |f| {
-            if (f.kind >= lo and f.kind <= hi and std.mem.eql(u8, f.key, key)) return f;
+            if (f.kind >= lo and f.kind <= hi and eqBytes(f.key, key)) return f;
         }
         return null;
     }
@@ -141,18 +168,31 @@ pub fn parseRecord(b: []const u8) ?Parsed {
     o += 2;
     const start = o;
     var i: usize = 0;
+    // The first 8 fields without a Wasm loop (see eqBytes).
+    inline for (0..8) |_| {
+        if (i < e.nfields) {
+            o = checkField(r, o) orelse return null;
+            i += 1;
+        }
+    }
     while (i < e.nfields) : (i += 1) {
-        if (rl - o < 8) return null;
-        const kind = r[o];
-        const kl: u64 = rd16(r, o + 2);
-        const vl: u64 = rd32(r, o + 4);
-        if (kind < kind_int or kind > kind_host_context) return null;
-        if ((kind == kind_int or kind == kind_float) and vl != 8) return null;
-        if (8 + kl + vl > rl - o) return null;
-        o += 8 + @as(usize, @intCast(kl)) + @as(usize, @intCast(vl));
+        o = checkField(r, o) orelse return null;
     }
     e.area = r[start..o]; // bytes after the fields inside a record are skipped
     return Parsed{ .event = e, .size = 4 + rl };
+}
+
+/// Checks the field at r[o..] and returns the offset after it.
+inline fn checkField(r: []const u8, o: usize) ?usize {
+    const rl = r.len;
+    if (rl - o < 8) return null;
+    const kind = r[o];
+    const kl: u64 = rd16(r, o + 2);
+    const vl: u64 = rd32(r, o + 4);
+    if (kind < kind_int or kind > kind_host_context) return null;
+    if ((kind == kind_int or kind == kind_float) and vl != 8) return null;
+    if (8 + kl + vl > rl - o) return null;
+    return o + 8 + @as(usize, @intCast(kl)) + @as(usize, @intCast(vl));
 }
 
 /// Parses -?[0-9]+ into an i64 without overflow (the rule every SDK uses).

@@ -59,8 +59,29 @@ export function utf8(s: string): Str {
 }
 
 function bytesEq(a: usize, al: u32, b: usize, bl: u32): bool {
-  if (al != bl) return false;
-  return memory.compare(a, b, al) == 0;
+  return al == bl && eqBytes(a, b, al);
+}
+
+// eqBytes compares n bytes. Up to 16 bytes it uses no Wasm loop: with a
+// deadline, wazero instruments every loop iteration with a call, so the hot
+// paths here avoid loops where they can.
+// @ts-ignore: decorator
+@inline
+function eqBytes(a: usize, b: usize, n: u32): bool {
+  if (n > 16) {
+    // do-while behind an if: the loop header is only reached when needed
+    do {
+      if (load<u64>(a) != load<u64>(b)) return false;
+      a += 8;
+      b += 8;
+      n -= 8;
+    } while (n > 16);
+  }
+  if (n >= 8) return load<u64>(a) == load<u64>(b) && load<u64>(a + n - 8) == load<u64>(b + n - 8);
+  if (n >= 4) return load<u32>(a) == load<u32>(b) && load<u32>(a + n - 4) == load<u32>(b + n - 4);
+  if (n == 0) return true;
+  return load<u8>(a) == load<u8>(b) && load<u8>(a + (n >> 1)) == load<u8>(b + (n >> 1)) &&
+    load<u8>(a + n - 1) == load<u8>(b + n - 1);
 }
 
 /** log sends msg to snakepipe's logger (rate-limited by the host). */
@@ -84,8 +105,18 @@ export function fieldValueLen(f: usize): u32 { return load<u32>(f + 4); }
 export function fieldInt(f: usize): i64 { return load<i64>(fieldValuePtr(f)); }
 export function fieldFloat(f: usize): f64 { return load<f64>(fieldValuePtr(f)); }
 
+// @ts-ignore: decorator
+@inline
 function fieldSize(f: usize): usize {
   return 8 + <usize>load<u16>(f + 2) + <usize>load<u32>(f + 4);
+}
+
+// @ts-ignore: decorator
+@inline
+function fieldIs(p: usize, lo: u8, hi: u8, key: Str): bool {
+  const k = load<u8>(p);
+  const kl = <u32>load<u16>(p + 2);
+  return k >= lo && k <= hi && kl == key.len && eqBytes(p + 8, key.ptr, kl);
 }
 
 /** One record of the input batch; the SDK reuses a single instance. */
@@ -112,14 +143,38 @@ export class Event {
     return p;
   }
 
-  /** First field with kind in [lo, hi] and the given key, or 0. */
+  /** First field with kind in [lo, hi] and the given key, or 0. The first
+   *  8 fields are visited without a Wasm loop (see eqBytes). */
   find(lo: u8, hi: u8, key: Str): usize {
     let p = this.fieldsPtr;
-    for (let i: u32 = 0; i < this.nfields; i++) {
-      const k = load<u8>(p);
-      const kl = <u32>load<u16>(p + 2);
-      if (k >= lo && k <= hi && kl == key.len && memory.compare(p + 8, key.ptr, kl) == 0) return p;
-      p += 8 + <usize>kl + <usize>load<u32>(p + 4);
+    const n = this.nfields;
+    if (n == 0) return 0;
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 1) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 2) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 3) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 4) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 5) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 6) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 7) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 8) return 0;
+    for (let i: u32 = 8; i < n; i++) {
+      p += fieldSize(p);
+      if (fieldIs(p, lo, hi, key)) return p;
     }
     return 0;
   }
@@ -166,17 +221,45 @@ function parseRecord(p: usize, avail: u32, ev: Event): u32 {
   ev.nfields = <u32>load<u16>(r + o);
   o += 2;
   ev.fieldsPtr = r + o;
-  for (let i: u32 = 0; i < ev.nfields; i++) {
-    if (rl - o < 8) return 0;
-    const kind = load<u8>(r + o);
-    const kl = <u64>load<u16>(r + o + 2);
-    const vl = <u64>load<u32>(r + o + 4);
-    if (kind < KIND_INT || kind > KIND_HOST_CONTEXT) return 0;
-    if ((kind == KIND_INT || kind == KIND_FLOAT) && vl != 8) return 0;
-    if (8 + kl + vl > <u64>(rl - o)) return 0;
-    o += 8 + <u32>kl + <u32>vl;
+  // The first 8 fields without a Wasm loop (see eqBytes); checkField
+  // returns the offset after the field, or 0 when it is malformed.
+  const n = ev.nfields;
+  if (n == 0) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 1) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 2) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 3) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 4) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 5) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 6) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 7) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 8) return 4 + rl;
+  for (let i: u32 = 8; i < n; i++) {
+    if ((o = checkField(r, rl, o)) == 0) return 0;
   }
   return 4 + rl; // bytes after the fields inside a record are skipped
+}
+
+// checkField checks the field at r + o and returns the offset after it, or
+// 0 when it is malformed (a valid field never ends at offset 0).
+// @ts-ignore: decorator
+@inline
+function checkField(r: usize, rl: u32, o: u32): u32 {
+  if (rl - o < 8) return 0;
+  const kind = load<u8>(r + o);
+  const kl = <u64>load<u16>(r + o + 2);
+  const vl = <u64>load<u32>(r + o + 4);
+  if (kind < KIND_INT || kind > KIND_HOST_CONTEXT) return 0;
+  if ((kind == KIND_INT || kind == KIND_FLOAT) && vl != 8) return 0;
+  if (8 + kl + vl > <u64>(rl - o)) return 0;
+  return o + 8 + <u32>kl + <u32>vl;
 }
 
 // ---- config -------------------------------------------------------------

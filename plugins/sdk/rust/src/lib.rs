@@ -73,6 +73,41 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// Compares two byte strings. Up to 16 bytes it uses no Wasm loop: with a
+/// deadline, wazero instruments every loop iteration with a call, so the hot
+/// paths of this crate avoid loops (and `memcmp`) where they can.
+#[inline(always)]
+pub fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let (mut a, mut b) = (a, b);
+    if n > 16 {
+        loop {
+            if u64_at(a, 0) != u64_at(b, 0) {
+                return false;
+            }
+            a = &a[8..];
+            b = &b[8..];
+            if a.len() <= 16 {
+                break;
+            }
+        }
+    }
+    let n = a.len();
+    if n >= 8 {
+        return u64_at(a, 0) == u64_at(b, 0) && u64_at(a, n - 8) == u64_at(b, n - 8);
+    }
+    if n >= 4 {
+        return u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4);
+    }
+    if n == 0 {
+        return true;
+    }
+    a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1]
+}
+
 /// One field: a measurement, a metadata entry or a host-context entry.
 #[derive(Clone, Copy)]
 pub struct Field<'a> {
@@ -132,9 +167,31 @@ impl<'a> Event<'a> {
     pub fn fields(&self) -> Fields<'a> {
         Fields { rest: self.fields, left: self.nfields }
     }
-    /// First field with kind in lo..=hi and the given key.
+    /// First field with kind in lo..=hi and the given key. The first 8
+    /// fields are visited without a Wasm loop (see [`eq_bytes`]).
     pub fn find(&self, lo: u8, hi: u8, key: &[u8]) -> Option<Field<'a>> {
-        self.fields().find(|f| f.kind >= lo && f.kind <= hi && f.key == key)
+        let mut it = self.fields();
+        macro_rules! step {
+            () => {
+                match it.next() {
+                    None => return None,
+                    Some(f) => {
+                        if f.kind >= lo && f.kind <= hi && eq_bytes(f.key, key) {
+                            return Some(f);
+                        }
+                    }
+                }
+            };
+        }
+        step!();
+        step!();
+        step!();
+        step!();
+        step!();
+        step!();
+        step!();
+        step!();
+        it.find(|f| f.kind >= lo && f.kind <= hi && eq_bytes(f.key, key))
     }
     pub fn measurement(&self, key: &[u8]) -> Option<Field<'a>> {
         self.find(KIND_INT, KIND_STRING, key)
@@ -188,25 +245,51 @@ pub fn parse_record(b: &[u8]) -> Option<(Event<'_>, usize)> {
     let nfields = u16_at(r, o);
     o += 2;
     let start = o;
-    for _ in 0..nfields {
-        if rl - o < 8 {
-            return None;
-        }
-        let kind = r[o];
-        let (kl, vl) = (u16_at(r, o + 2), u32_at(r, o + 4));
-        if !(KIND_INT..=KIND_HOST_CONTEXT).contains(&kind) {
-            return None;
-        }
-        if (kind == KIND_INT || kind == KIND_FLOAT) && vl != 8 {
-            return None;
-        }
-        if 8 + kl as u64 + vl as u64 > (rl - o) as u64 {
-            return None;
-        }
-        o += 8 + kl + vl;
+    // The first 8 fields without a Wasm loop (see eq_bytes).
+    let mut i = 0;
+    macro_rules! step {
+        () => {
+            if i < nfields {
+                o = check_field(r, o)?;
+                i += 1;
+            }
+        };
+    }
+    step!();
+    step!();
+    step!();
+    step!();
+    step!();
+    step!();
+    step!();
+    step!();
+    while i < nfields {
+        o = check_field(r, o)?;
+        i += 1;
     }
     // Bytes after the fields inside a record are skipped.
     Some((Event { ts_ns, name, correlation_id, nfields, fields: &r[start..o] }, 4 + rl))
+}
+
+/// Checks the field at r[o..] and returns the offset after it.
+#[inline(always)]
+fn check_field(r: &[u8], o: usize) -> Option<usize> {
+    let rl = r.len();
+    if rl - o < 8 {
+        return None;
+    }
+    let kind = r[o];
+    let (kl, vl) = (u16_at(r, o + 2), u32_at(r, o + 4));
+    if !(KIND_INT..=KIND_HOST_CONTEXT).contains(&kind) {
+        return None;
+    }
+    if (kind == KIND_INT || kind == KIND_FLOAT) && vl != 8 {
+        return None;
+    }
+    if 8 + kl as u64 + vl as u64 > (rl - o) as u64 {
+        return None;
+    }
+    Some(o + 8 + kl + vl)
 }
 
 /// Parses `-?[0-9]+` into an i64 without overflow (the rule every SDK uses).
