@@ -74,14 +74,14 @@ $(WASMSDK_EX)/assemblyscript/%.wasm: $(WASMSDK_EX)/assemblyscript/%.ts $(ASC_DIR
 
 # ---- Rust (no_std, Debian rustc, wasm32-unknown-unknown) ----------------
 
-WASMSDK_RUSTFLAGS := --edition 2021 --target wasm32-unknown-unknown -C opt-level=3 -C panic=abort
+WASMSDK_RUSTFLAGS := --edition 2021 --target wasm32-unknown-unknown -C opt-level=3 -C panic=abort -C codegen-units=1
 WASMSDK_RLIB := $(WASMSDK_CACHE)/rust/libsnakepipe.rlib
 $(WASMSDK_RLIB): plugins/sdk/rust/src/lib.rs | $(RUSTC_WASM) $(RUST_WASM_STD)
 	mkdir -p $(dir $@)
 	$(RUSTC_WASM) $(WASMSDK_RUSTFLAGS) --crate-type rlib --crate-name snakepipe \
 		--cfg 'feature="panic-handler"' -o $@ $<
 $(WASMSDK_EX)/rust/%.wasm: $(WASMSDK_EX)/rust/%.rs $(WASMSDK_RLIB) | $(RUSTC_WASM)
-	$(RUSTC_WASM) $(WASMSDK_RUSTFLAGS) --crate-type cdylib -C strip=symbols \
+	$(RUSTC_WASM) $(WASMSDK_RUSTFLAGS) --crate-type cdylib -C lto -C strip=symbols \
 		--extern snakepipe=$(WASMSDK_RLIB) -o $@ $<
 
 # ---- Zig (wasm32-freestanding, zig from npm) ----------------------------

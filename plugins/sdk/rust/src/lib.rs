@@ -61,12 +61,15 @@ pub fn log(level: i32, msg: &[u8]) {
     let _ = (level, msg);
 }
 
+#[inline(always)]
 fn u16_at(b: &[u8], o: usize) -> usize {
     u16::from_le_bytes([b[o], b[o + 1]]) as usize
 }
+#[inline(always)]
 fn u32_at(b: &[u8], o: usize) -> usize {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize
 }
+#[inline(always)]
 fn u64_at(b: &[u8], o: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[o..o + 8]);
