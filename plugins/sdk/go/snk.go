@@ -108,15 +108,19 @@ func (e *Event) Fields(fn func(Field) bool) {
 	}
 }
 
-// find returns the first field whose kind is in [lo, hi] and whose key is key.
+// find returns the first field whose kind is in [lo, hi] and whose key is
+// key. It walks offsets by hand: in Go's wasm code every call is costly.
 func (e *Event) find(lo, hi uint8, key string) (Field, bool) {
 	b := e.fields
+	p := 0
 	for i := 0; i < e.nfields; i++ {
-		f, rest := nextField(b)
-		b = rest
-		if f.Kind >= lo && f.Kind <= hi && string(f.Key) == key {
-			return f, true
+		kind := b[p]
+		kl := int(b[p+2]) | int(b[p+3])<<8
+		vl := int(b[p+4]) | int(b[p+5])<<8 | int(b[p+6])<<16 | int(b[p+7])<<24
+		if kind >= lo && kind <= hi && kl == len(key) && string(b[p+8:p+8+kl]) == key {
+			return Field{Kind: kind, Key: b[p+8 : p+8+kl], Value: b[p+8+kl : p+8+kl+vl]}, true
 		}
+		p += 8 + kl + vl
 	}
 	return Field{}, false
 }
@@ -241,14 +245,23 @@ func ForEach(batch []byte, n int, fn func(i int, e *Event)) error {
 // FilterBatch runs keep over the batch and appends one verdict byte per
 // event (1 keep, 0 drop) to out.
 func FilterBatch(batch []byte, n int, out []byte, keep func(*Event) bool) ([]byte, error) {
-	err := ForEach(batch, n, func(_ int, e *Event) {
+	var e Event
+	b := batch
+	for i := 0; i < n; i++ {
+		var err error
+		if b, err = parseRecord(b, &e); err != nil {
+			return out, err
+		}
 		v := byte(0)
-		if keep(e) {
+		if keep(&e) {
 			v = 1
 		}
 		out = append(out, v)
-	})
-	return out, err
+	}
+	if len(b) != 0 {
+		return out, errMalformed
+	}
+	return out, nil
 }
 
 // EnrichBatch runs fn over the batch and appends one action per event to out.
