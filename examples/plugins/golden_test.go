@@ -1,12 +1,11 @@
 // Package examples_test runs the example plugins of every guest language
-// (examples/plugins/<lang>/*.wasm, built by `make plugins`) on one golden
-// input and asserts they all produce the expected output.
+// (examples/plugins/<lang>/*.wasm, built by `make plugins`) as `wasm`
+// stages of the plugins host on one golden input, and asserts they all
+// produce the expected output.
 package examples_test
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -36,10 +35,22 @@ var goldenCases = []goldenCase{
 func wasmPath(t testing.TB, lang, plugin string) string {
 	t.Helper()
 	p := filepath.Join(lang, plugin+".wasm")
+	if lang == "wat" { // the raw WAT example (no SDK) is a filter only
+		p = filepath.Join("wat", "filter.wasm")
+	}
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("%s: %v (build the example plugins with `make plugins`)", p, err)
 	}
 	return p
+}
+
+// modules lists the languages with an example of plugin: every SDK, plus
+// the raw WAT filter for slow_calls.
+func modules(plugin string) []string {
+	if plugin == "slow_calls" {
+		return append(append([]string(nil), languages...), "wat")
+	}
+	return languages
 }
 
 func readInput(t testing.TB) []pipeline.Event {
@@ -65,35 +76,18 @@ func toJSONL(events []pipeline.Event) []byte {
 	return b
 }
 
-// runBatched passes events through g in batches of size n.
-func runBatched(t testing.TB, g *guest, events []pipeline.Event, n int) []pipeline.Event {
-	t.Helper()
-	var out []pipeline.Event
-	for i := 0; i < len(events); i += n {
-		j := min(i+n, len(events))
-		got, err := g.run(events[i:j])
-		if err != nil {
-			t.Fatalf("batch [%d:%d]: %v", i, j, err)
-		}
-		out = append(out, got...)
-	}
-	return out
-}
-
+// TestGoldenAllLanguages: the same golden input through each language's
+// plugin, in batches of 1, 5 and 64, gives the expected file's output, so
+// the same output in every language.
 func TestGoldenAllLanguages(t *testing.T) {
 	input := readInput(t)
-	ctx := context.Background()
+	h := newHost(t)
 	for _, gc := range goldenCases {
 		t.Run(gc.plugin+"/"+gc.name, func(t *testing.T) {
 			expPath := filepath.Join("testdata", gc.plugin+"."+gc.name+".expected.jsonl")
 			if *update {
-				g, err := loadGuest(ctx, wasmPath(t, "c", gc.plugin), gc.cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out := toJSONL(runBatched(t, g, input, len(input)))
-				g.close()
-				if err := os.WriteFile(expPath, out, 0o644); err != nil {
+				s := mustStage(t, h, wasmPath(t, "c", gc.plugin), gc.cfg, false)
+				if err := os.WriteFile(expPath, toJSONL(runStage(t, s, input, len(input))), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -102,15 +96,11 @@ func TestGoldenAllLanguages(t *testing.T) {
 				t.Fatal(err)
 			}
 			outputs := map[string][]byte{}
-			for _, lang := range languages {
+			for _, lang := range modules(gc.plugin) {
 				t.Run(lang, func(t *testing.T) {
-					g, err := loadGuest(ctx, wasmPath(t, lang, gc.plugin), gc.cfg)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer g.close()
+					s := mustStage(t, h, wasmPath(t, lang, gc.plugin), gc.cfg, false)
 					for _, n := range []int{1, 5, 64} {
-						got := toJSONL(runBatched(t, g, input, n))
+						got := toJSONL(runStage(t, s, input, n))
 						if !bytes.Equal(got, want) {
 							t.Errorf("batch size %d: output differs from %s\n got:\n%s\nwant:\n%s", n, expPath, got, want)
 						}
@@ -121,7 +111,7 @@ func TestGoldenAllLanguages(t *testing.T) {
 			// Equal to one expected file means identical across languages;
 			// say so explicitly when it is not.
 			ref := ""
-			for _, lang := range languages {
+			for _, lang := range modules(gc.plugin) {
 				out, ok := outputs[lang]
 				if !ok {
 					continue
@@ -136,13 +126,34 @@ func TestGoldenAllLanguages(t *testing.T) {
 	}
 }
 
-// TestConfigErrors: every SDK rejects a malformed config with -4 and logs why.
+// TestGoldenTrusted: the same through trusted stages (no deadline), which
+// run in the host's other wazero runtime.
+func TestGoldenTrusted(t *testing.T) {
+	input := readInput(t)
+	h := newHost(t)
+	gc := goldenCases[0]
+	want, err := os.ReadFile(filepath.Join("testdata", gc.plugin+"."+gc.name+".expected.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lang := range modules(gc.plugin) {
+		t.Run(lang, func(t *testing.T) {
+			s := mustStage(t, h, wasmPath(t, lang, gc.plugin), gc.cfg, true)
+			if got := toJSONL(runStage(t, s, input, 64)); !bytes.Equal(got, want) {
+				t.Errorf("output differs\n got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestConfigErrors: every SDK refuses a malformed config (snk_init returns
+// -4, so the host refuses the stage) and accepts the edge values.
 func TestConfigErrors(t *testing.T) {
-	ctx := context.Background()
-	bad := []struct {
+	type plugCfg struct {
 		plugin string
 		cfg    map[string]string
-	}{
+	}
+	bad := []plugCfg{
 		{"slow_calls", map[string]string{"min_duration_ns": "abc"}},
 		{"slow_calls", map[string]string{"min_duration_ns": ""}},
 		{"slow_calls", map[string]string{"min_duration_ns": "+5"}},
@@ -154,68 +165,52 @@ func TestConfigErrors(t *testing.T) {
 		{"duration_class", map[string]string{"fast_ns": "1", "slow_ns": "1x"}},
 		{"duration_class", map[string]string{"fast_ns": "1", "min_duration_ns": "1"}},
 	}
-	good := []struct {
-		plugin string
-		cfg    map[string]string
-	}{
+	good := []plugCfg{
 		{"slow_calls", map[string]string{"min_duration_ns": "9223372036854775807"}},
 		{"slow_calls", map[string]string{"min_duration_ns": "-9223372036854775808"}},
 		{"slow_calls", map[string]string{"min_duration_ns": "-0"}},
 		{"duration_class", map[string]string{"fast_ns": "007"}},
 	}
+	h := newHost(t)
 	for _, lang := range languages {
 		t.Run(lang, func(t *testing.T) {
 			for _, c := range bad {
-				g, err := loadGuest(ctx, wasmPath(t, lang, c.plugin), c.cfg)
+				_, err := loadStage(t, h, wasmPath(t, lang, c.plugin), c.cfg, false, nil)
 				if err == nil {
-					g.close()
-					t.Errorf("%s %v: init succeeded, want error -4", c.plugin, c.cfg)
+					t.Errorf("%s %v: stage loaded, want the config refused", c.plugin, c.cfg)
 					continue
 				}
-				var code errCode
-				if !errors.As(err, &code) || code != -4 {
-					t.Errorf("%s %v: err = %v, want guest code -4", c.plugin, c.cfg, err)
+				if !strings.Contains(err.Error(), "snk_init returned -4") {
+					t.Errorf("%s %v: err = %v, want snk_init returned -4", c.plugin, c.cfg, err)
 				}
 			}
 			for _, c := range good {
-				g, err := loadGuest(ctx, wasmPath(t, lang, c.plugin), c.cfg)
-				if err != nil {
+				if _, err := loadStage(t, h, wasmPath(t, lang, c.plugin), c.cfg, false, nil); err != nil {
 					t.Errorf("%s %v: %v", c.plugin, c.cfg, err)
-					continue
 				}
-				g.close()
 			}
 		})
 	}
 }
 
-// TestConfigErrorIsLogged: the reason for a config error reaches the host log.
+// TestConfigErrorIsLogged: the guest's reason for refusing its config
+// reaches snakepipe's log at error level, naming the key.
 func TestConfigErrorIsLogged(t *testing.T) {
-	ctx := context.Background()
+	h := newHost(t)
 	for _, lang := range languages {
 		t.Run(lang, func(t *testing.T) {
-			g, err := loadGuestKeep(ctx, wasmPath(t, lang, "slow_calls"), map[string]string{"bogus_key": "1"})
+			var logs bytes.Buffer
+			_, err := loadStage(t, h, wasmPath(t, lang, "slow_calls"), map[string]string{"bogus_key": "1"}, false, &logs)
 			if err == nil {
-				t.Fatal("init succeeded")
+				t.Fatal("stage loaded with an unknown config key")
 			}
-			defer g.close()
-			logs := strings.Join(g.logs, "\n")
-			if !strings.Contains(logs, "bogus_key") || !strings.HasPrefix(logs, "4: ") {
-				t.Errorf("logs = %q, want an error-level line naming bogus_key", logs)
+			found := false
+			for _, line := range strings.Split(logs.String(), "\n") {
+				found = found || (strings.Contains(line, "[ERROR]") && strings.Contains(line, "bogus_key"))
+			}
+			if !found {
+				t.Errorf("no error-level log line names bogus_key; logs:\n%s", logs.String())
 			}
 		})
 	}
-}
-
-// loadGuestKeep is loadGuest but returns the guest (for its logs) on error.
-func loadGuestKeep(ctx context.Context, path string, cfg map[string]string) (*guest, error) {
-	bin, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	g, err := newGuest(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return g, g.setup(bin, cfg)
 }

@@ -1,9 +1,13 @@
 package examples_test
 
-// Throwaway scaffolding: a minimal snakepipe_v1 host on wazero, used until
-// package plugins (the real host) lands on main. It encodes batches exactly
-// as docs/plugin-abi.md says, calls the guest, and applies verdicts and
-// patches strictly (any malformed result frame is an error).
+// A raw snakepipe_v1 driver on wazero, independent of package plugins, for
+// the SDK conformance tests and the guest-only benchmark: it hands guests
+// frames the real host never sends (malformed batches, batches larger than
+// the host's split size so the SDKs' buffers must grow), returns the exact
+// result frame, and calls the guest with nothing else around it. It encodes
+// batches as docs/plugin-abi.md says and applies verdicts and patches
+// strictly (any malformed result frame is an error). The golden test runs
+// through the real host (host_test.go).
 
 import (
 	"context"
@@ -15,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"testing"
 
 	"github.com/snakepipe/snakepipe/pipeline"
 	"github.com/tetratelabs/wazero"
@@ -332,4 +337,19 @@ func applyActions(events []pipeline.Event, res []byte) ([]pipeline.Event, error)
 		return nil, fmt.Errorf("%d trailing bytes in enrich result", len(res))
 	}
 	return out, nil
+}
+
+// runBatched passes events through g in batches of size n.
+func runBatched(t testing.TB, g *guest, events []pipeline.Event, n int) []pipeline.Event {
+	t.Helper()
+	var out []pipeline.Event
+	for i := 0; i < len(events); i += n {
+		j := min(i+n, len(events))
+		got, err := g.run(events[i:j])
+		if err != nil {
+			t.Fatalf("batch [%d:%d]: %v", i, j, err)
+		}
+		out = append(out, got...)
+	}
+	return out
 }
