@@ -6,13 +6,16 @@ package examples_test
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/snakepipe/snakepipe/pipeline"
+	"github.com/snakepipe/snakepipe/plugins"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected files from the C plugins' output")
@@ -210,6 +213,54 @@ func TestConfigErrorIsLogged(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("no error-level log line names bogus_key; logs:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestPluginTestTool: `snakepipe plugin test` (plugins.RunTest) on every
+// language's examples reports the kept / dropped / changed counts the
+// expected files imply.
+func TestPluginTestTool(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // RunTest uses the user cache dir
+	input, err := os.ReadFile(filepath.Join("testdata", "input.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := readInput(t)
+	kept, err := os.ReadFile(filepath.Join("testdata", "slow_calls.min_1ms.expected.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKept := bytes.Count(kept, []byte{'\n'})
+	wantChanged := 0 // duration_class changes every event with a numeric duration
+	for i := range events {
+		if v, ok := events[i].Measurement("duration"); ok && v.Kind != pipeline.KindString {
+			wantChanged++
+		}
+	}
+	for _, lang := range languages {
+		t.Run(lang, func(t *testing.T) {
+			var out bytes.Buffer
+			sum, err := plugins.RunTest(context.Background(), &out, plugins.TestOptions{
+				Path: wasmPath(t, lang, "slow_calls"), Config: goldenCases[0].cfg,
+				Input: bytes.NewReader(input), BatchSize: 7, TimeBudget: time.Millisecond,
+			})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			if sum.Kept != wantKept || sum.Dropped != len(events)-wantKept || sum.Changed != 0 {
+				t.Errorf("slow_calls: %+v, want %d kept, %d dropped\n%s", sum, wantKept, len(events)-wantKept, out.String())
+			}
+			out.Reset()
+			sum, err = plugins.RunTest(context.Background(), &out, plugins.TestOptions{
+				Path: wasmPath(t, lang, "duration_class"), Input: bytes.NewReader(input), TimeBudget: time.Millisecond,
+			})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			if sum.Changed != wantChanged || sum.Dropped != 0 || !strings.Contains(out.String(), "duration_class") {
+				t.Errorf("duration_class: %+v, want %d changed\n%s", sum, wantChanged, out.String())
 			}
 		})
 	}
