@@ -1,7 +1,7 @@
 # Runtime area: the snakepipe binary's build flags and lint.
 
 # Stamped into `snakepipe version`.
-SNAKEPIPE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+SNAKEPIPE_VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo dev)
 SNAKEPIPE_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 GO_LDFLAGS := -X main.version=$(SNAKEPIPE_VERSION) -X main.commit=$(SNAKEPIPE_COMMIT)
 
