@@ -327,8 +327,8 @@ func (h *streamState) hello(m *pb.Hello) (*conn, error) {
 			"worker_id", origin.WorkerID, "old_addr", old.info.Addr, "new_addr", h.addr)
 		old.replace()
 	}
+	h.helloCh <- c // the Welcome goes out even if the Consumer blocks
 	s.emitConnected(c)
-	h.helloCh <- c
 	return c, nil
 }
 
