@@ -419,11 +419,14 @@ func TestBackpressure(t *testing.T) {
 		t.Fatal("no Welcome")
 	}
 	// The connected event is already blocked in the Consumer. Each batch is
-	// ~170 KB; 200 of them (34 MB) exceed any HTTP/2 window gRPC grants.
-	const batches, perBatch = 200, 1000
+	// ~170 KB; 200 of them (34 MB) exceed any HTTP/2 window gRPC grants
+	// (16 MB at most).
+	const batches, perBatch = 200, 40
 	big := batch()
 	for i := 0; i < perBatch; i++ {
-		big.GetBatch().Events = append(big.GetBatch().Events, realisticEvent(i))
+		e := realisticEvent(i)
+		e.Metadata = append(e.Metadata, &pb.MetadataEntry{Key: "payload", Value: strings.Repeat("x", 4096)})
+		big.GetBatch().Events = append(big.GetBatch().Events, e)
 	}
 	var sent atomic.Int64
 	sendErr := make(chan error, 1)
