@@ -34,8 +34,11 @@ const (
 )
 
 func (k MetricKind) String() string {
-	if k == KindGauge {
+	switch k {
+	case KindGauge:
 		return "gauge"
+	case KindHistogram:
+		return "histogram"
 	}
 	return "counter"
 }
@@ -46,6 +49,7 @@ type series struct {
 	kind   MetricKind
 	c      *Counter
 	g      *Gauge
+	h      *Histogram
 	fn     func() float64
 }
 
@@ -198,7 +202,10 @@ type Sample struct {
 	Help   string
 	Kind   MetricKind
 	Labels []Label
-	Value  float64
+	// Value is the counter or gauge value; for a histogram, its count.
+	Value float64
+	// Histogram is set for KindHistogram.
+	Histogram *HistogramSnapshot
 }
 
 // Snapshot returns every series, sorted by name then labels.
@@ -219,7 +226,11 @@ func (m *Metrics) Snapshot() []Sample {
 	out := make([]Sample, 0, len(all))
 	for _, s := range all {
 		var v float64
+		var hs *HistogramSnapshot
 		switch {
+		case s.h != nil:
+			snap := s.h.Snapshot()
+			hs, v = &snap, float64(snap.Count)
 		case s.fn != nil:
 			v = s.fn()
 		case s.c != nil:
@@ -228,7 +239,7 @@ func (m *Metrics) Snapshot() []Sample {
 			v = s.g.Load()
 		}
 		h := help[s.name]
-		out = append(out, Sample{Name: s.name, Help: h.help, Kind: h.kind, Labels: s.labels, Value: v})
+		out = append(out, Sample{Name: s.name, Help: h.help, Kind: h.kind, Labels: s.labels, Value: v, Histogram: hs})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
@@ -253,6 +264,8 @@ func (m *Metrics) Value(name string, labels ...Label) (float64, bool) {
 		return 0, false
 	}
 	switch {
+	case s.h != nil:
+		return float64(s.h.Snapshot().Count), true
 	case s.fn != nil:
 		return s.fn(), true
 	case s.c != nil:
