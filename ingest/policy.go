@@ -61,7 +61,7 @@ func policyFromProto(p *pb.Policy) pipeline.Policy {
 // toggle, then the default sampling rate (without patterns: Snakepit workers
 // ignore patterns and would apply a per-pattern rate to every event), then
 // the filter. Per-pattern sampling rules cannot be expressed to a Snakepit
-// worker; the host's sample stage enforces them.
+// worker; a host sample stage can apply them instead.
 func policyToSnakepit(p pipeline.Policy) []*bridge.TelemetryControl {
 	return []*bridge.TelemetryControl{
 		{Control: &bridge.TelemetryControl_Toggle{Toggle: &bridge.TelemetryToggle{Enabled: p.Enabled}}},

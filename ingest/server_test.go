@@ -43,6 +43,12 @@ func TestWelcomeAndBatchWithHostContext(t *testing.T) {
 	if evs[0].Name != EventWorkerConnected {
 		t.Errorf("first event = %q, want %q", evs[0].Name, EventWorkerConnected)
 	}
+	if id, _ := evs[0].Meta("worker_id"); evs[0].Origin != nil || id != "w1" {
+		t.Errorf("connected event: Origin %v, worker_id %q; want nil and w1", evs[0].Origin, id)
+	}
+	if mode, _ := evs[0].Meta("mode"); mode != "stream" {
+		t.Errorf("connected event mode = %q", mode)
+	}
 	got := ts.rec.events(true)
 	if got[0].Name != "python.call.stop" || got[1].Name != "tool.execution.stop" {
 		t.Fatalf("names = %q, %q", got[0].Name, got[1].Name)

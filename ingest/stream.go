@@ -26,7 +26,9 @@ func nextSeq(n int) uint64 {
 	return seqCounter.Add(uint64(n)) - uint64(n) + 1
 }
 
-// Host event names (declared in the built-in catalog).
+// Host event names (declared in the built-in catalog). The Consumer gets
+// one when a stream's Hello is accepted and one when it ends, with Origin
+// nil and the worker's identity in metadata.
 const (
 	EventWorkerConnected    = "snakepipe.worker.connected"
 	EventWorkerDisconnected = "snakepipe.worker.disconnected"
@@ -490,14 +492,13 @@ func (s *Server) emitConnected(c *conn) {
 		TimestampNs: now,
 		ReceivedNs:  now,
 		SampleRate:  1,
-		Origin:      c.origin,
 		Seq:         nextSeq(1),
-		Metadata: []pipeline.Label{
-			{Key: "library_version", Value: lib},
-			{Key: "protocol_version", Value: strconv.FormatUint(uint64(c.info.ProtocolVersion), 10)},
-			{Key: "addr", Value: c.info.Addr},
-			{Key: "mode", Value: c.info.Mode},
-		},
+		Metadata: append(originLabels(c.origin),
+			pipeline.Label{Key: "library_version", Value: lib},
+			pipeline.Label{Key: "protocol_version", Value: strconv.FormatUint(uint64(c.info.ProtocolVersion), 10)},
+			pipeline.Label{Key: "addr", Value: c.info.Addr},
+			pipeline.Label{Key: "mode", Value: c.info.Mode},
+		),
 	}}})
 }
 
@@ -511,16 +512,27 @@ func (s *Server) emitDisconnected(c *conn) {
 		TimestampNs: now,
 		ReceivedNs:  now,
 		SampleRate:  1,
-		Origin:      c.origin,
 		Seq:         nextSeq(1),
 		Measurements: []pipeline.Measurement{
 			{Key: "duration", Value: pipeline.IntValue(now - c.info.ConnectedAt.UnixNano())},
 			{Key: "events", Value: pipeline.IntValue(int64(c.received.Load()))},
 			{Key: "rejected", Value: pipeline.IntValue(int64(rejected))},
 		},
-		Metadata: []pipeline.Label{
-			{Key: "reason", Value: c.reason()},
-			{Key: "addr", Value: c.info.Addr},
-		},
+		Metadata: append(originLabels(c.origin),
+			pipeline.Label{Key: "reason", Value: c.reason()},
+			pipeline.Label{Key: "addr", Value: c.info.Addr},
+		),
 	}}})
+}
+
+// originLabels names the worker in a host event's metadata. Host events
+// have no Origin (so a worker's own policy filter never applies to them);
+// Event.Meta still finds worker_id, pool, hostname and pid.
+func originLabels(o *pipeline.Origin) []pipeline.Label {
+	return []pipeline.Label{
+		{Key: pipeline.KeyWorkerID, Value: o.WorkerID},
+		{Key: pipeline.KeyPool, Value: o.Pool},
+		{Key: pipeline.KeyHostname, Value: o.Hostname},
+		{Key: pipeline.KeyPID, Value: strconv.FormatInt(o.PID, 10)},
+	}
 }
