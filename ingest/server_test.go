@@ -216,8 +216,10 @@ func finalStatus(t *testing.T, cs grpc.ClientStream) (*status.Status, []*pb.Cont
 func TestBadStreams(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxMessageBytes = 4096
-	cfg.HelloTimeout = 100 * time.Millisecond
 	ts := startServer(t, cfg, nil)
+	// A second server where nobody can make the Hello deadline.
+	cfg.HelloTimeout = time.Millisecond
+	impatient := startServer(t, cfg, nil)
 	helloBytes := mustMarshal(t, hello("w-bad", ""))
 	big := batch()
 	for i := 0; i < 40; i++ {
@@ -230,6 +232,7 @@ func TestBadStreams(t *testing.T) {
 		msg     string
 		invalid string // frames_invalid reason
 		welcome bool
+		server  *testServer
 	}{
 		{name: "batch before hello", frames: [][]byte{mustMarshal(t, batch(namedEvent("python.call.stop", 1)))},
 			code: codes.InvalidArgument, msg: "first frame must be a Hello", invalid: invalidNoHello},
@@ -250,10 +253,14 @@ func TestBadStreams(t *testing.T) {
 		{name: "oversized frame", frames: [][]byte{helloBytes, mustMarshal(t, big)},
 			code: codes.ResourceExhausted, msg: "larger than max", invalid: invalidTooLarge, welcome: true},
 		{name: "no hello in time", frames: nil,
-			code: codes.DeadlineExceeded, msg: "no Hello within hello_timeout", invalid: invalidHelloTime},
+			code: codes.DeadlineExceeded, msg: "no Hello within hello_timeout", invalid: invalidHelloTime, server: impatient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			ts := ts
+			if tt.server != nil {
+				ts = tt.server
+			}
 			before := ts.metric(t, metricFramesInvalid, pipeline.Label{Key: "reason", Value: tt.invalid})
 			cs := rawStream(t, ts.addr)
 			var welcome []*pb.ControlMessage
