@@ -466,6 +466,32 @@ func resolveParts(names nameResolver, parts []string) string {
 // decodeMeasurement decodes a MeasurementEntry (or a map<string,
 // TelemetryValue> entry: the same wire shape) into m.
 func decodeMeasurement(b []byte, m *pipeline.Measurement) error {
+	// Fast path for the usual encoding: a short key (field 1) then a short
+	// Value (field 2) holding one int64 or one double, nothing else.
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		kl := int(b[1])
+		if 4+kl <= len(b) && b[2+kl] == 0x12 && b[3+kl] < 0x80 && 4+kl+int(b[3+kl]) == len(b) {
+			k, v := b[2:2+kl], b[4+kl:]
+			if validUTF8(k) && len(v) >= 2 {
+				switch {
+				case v[0] == 0x08:
+					if x, n := consumeVarint(v[1:]); n == len(v)-1 {
+						if kl > 0 {
+							m.Key = unsafe.String(&k[0], kl)
+						}
+						m.Value = pipeline.Value{Kind: pipeline.KindInt, Int: int64(x)}
+						return nil
+					}
+				case v[0] == 0x11 && len(v) == 9:
+					if kl > 0 {
+						m.Key = unsafe.String(&k[0], kl)
+					}
+					m.Value = pipeline.Value{Kind: pipeline.KindFloat, Float: math.Float64frombits(binary.LittleEndian.Uint64(v[1:]))}
+					return nil
+				}
+			}
+		}
+	}
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
