@@ -46,3 +46,20 @@ func BenchmarkHistogramObserve(b *testing.B) {
 		h.Observe(0.001)
 	}
 }
+
+func TestObserveLatency(t *testing.T) {
+	h := NewMetrics().Histogram("l", "l", LatencyBuckets)
+	now := int64(10e9)
+	b := &Batch{Events: []Event{
+		{TimestampNs: now - 1e6}, {TimestampNs: now - 1e6}, {TimestampNs: now - 2e6},
+		{TimestampNs: 0}, {TimestampNs: now + 5e9}, // no timestamp; future (clock skew)
+	}}
+	observeLatency(h, b, now)
+	s := h.Snapshot()
+	if s.Count != 3 {
+		t.Fatalf("observed %d, want 3 (skip missing and future timestamps)", s.Count)
+	}
+	if got, want := s.Sum, 0.004; math.Abs(got-want) > 1e-12 {
+		t.Fatalf("sum %v, want %v", got, want)
+	}
+}

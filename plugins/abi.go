@@ -1,0 +1,316 @@
+package plugins
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+
+	"github.com/snakepipe/snakepipe/pipeline"
+)
+
+// ABI v1 constants (docs/plugin-abi.md).
+const (
+	// ABIVersion is the only version snk_abi_version may return.
+	ABIVersion = 1
+
+	// HostModule is the import module name of snakepipe's host functions.
+	HostModule = "snakepipe_v1"
+
+	fieldInt     = 1
+	fieldFloat   = 2
+	fieldString  = 3
+	fieldMeta    = 4
+	fieldContext = 5
+
+	opUnchanged = 0
+	opDrop      = 1
+	opPatch     = 2
+
+	opcodeSet    = 1
+	opcodeDelete = 2
+
+	maxPatchOps   = 64
+	recHeaderLen  = 4 // u32 rec_len
+	fieldHdrLen   = 8 // u8 kind, u8 flags, u16 key_len, u32 val_len
+	actionHdrLen  = 4 // u8 op, u8 reserved, u16 nops
+	defaultInBuf  = 64 << 10
+	maxEventBytes = 256 << 10
+)
+
+// ErrBadOutput is wrapped by errors about a malformed or out-of-bounds
+// result frame. The instance that produced it is discarded.
+var ErrBadOutput = errors.New("malformed plugin result")
+
+// recordSize returns the encoded size of e, including the rec_len field.
+func recordSize(e *pipeline.Event) int {
+	n := recHeaderLen + 8 + 2 + len(e.Name) + 2 + len(e.CorrelationID) + 2
+	for i := range e.Measurements {
+		m := &e.Measurements[i]
+		n += fieldHdrLen + len(m.Key)
+		if m.Value.Kind == pipeline.KindString {
+			n += len(m.Value.Str)
+		} else {
+			n += 8
+		}
+	}
+	for i := range e.Metadata {
+		n += fieldHdrLen + len(e.Metadata[i].Key) + len(e.Metadata[i].Value)
+	}
+	if o := e.Origin; o != nil {
+		n += 4*fieldHdrLen + len(pipeline.KeyWorkerID) + len(o.WorkerID) + len(pipeline.KeyPool) + len(o.Pool) +
+			len(pipeline.KeyHostname) + len(o.Hostname) + len(pipeline.KeyPID) + pidLen(o.PID)
+	}
+	return n
+}
+
+func pidLen(pid int64) int {
+	if pid >= 0 && pid < 1e9 { // the common case, without formatting
+		n := 1
+		for p := pid; p >= 10; p /= 10 {
+			n++
+		}
+		return n
+	}
+	var buf [20]byte
+	return len(strconv.AppendInt(buf[:0], pid, 10))
+}
+
+// encodable reports whether e fits the wire format's u16 length fields.
+func encodable(e *pipeline.Event) bool {
+	if len(e.Name) > math.MaxUint16 || len(e.CorrelationID) > math.MaxUint16 {
+		return false
+	}
+	nf := len(e.Measurements) + len(e.Metadata)
+	if e.Origin != nil {
+		nf += 4
+	}
+	if nf > math.MaxUint16 {
+		return false
+	}
+	for i := range e.Measurements {
+		if len(e.Measurements[i].Key) > math.MaxUint16 || e.Measurements[i].Value.Kind == pipeline.KindInvalid {
+			return false
+		}
+	}
+	for i := range e.Metadata {
+		if len(e.Metadata[i].Key) > math.MaxUint16 {
+			return false
+		}
+	}
+	return true
+}
+
+// originCache holds the encoded host-context fields of the last Origin
+// seen: events of one stream share their Origin, so the four fields are
+// encoded once and copied as one block.
+type originCache struct {
+	o   *pipeline.Origin
+	enc []byte
+}
+
+func (c *originCache) block(o *pipeline.Origin) []byte {
+	if c.o != o {
+		n := 4*fieldHdrLen + len(pipeline.KeyWorkerID) + len(o.WorkerID) + len(pipeline.KeyPool) + len(o.Pool) +
+			len(pipeline.KeyHostname) + len(o.Hostname) + len(pipeline.KeyPID) + pidLen(o.PID)
+		if cap(c.enc) < n {
+			c.enc = make([]byte, n)
+		}
+		b := c.enc[:n]
+		p := putStrField(b, 0, fieldContext, pipeline.KeyWorkerID, o.WorkerID)
+		p = putStrField(b, p, fieldContext, pipeline.KeyPool, o.Pool)
+		p = putStrField(b, p, fieldContext, pipeline.KeyHostname, o.Hostname)
+		p = putFieldHdr(b, p, fieldContext, pipeline.KeyPID, pidLen(o.PID))
+		strconv.AppendInt(b[p:p], o.PID, 10)
+		c.o, c.enc = o, b
+	}
+	return c.enc
+}
+
+// putRecord encodes e at dst[0:] and returns the bytes written. dst must
+// hold recordSize(e) bytes and e must be encodable. oc may be nil.
+func putRecord(dst []byte, e *pipeline.Event, oc *originCache) int {
+	le := binary.LittleEndian
+	p := recHeaderLen
+	le.PutUint64(dst[p:], uint64(e.TimestampNs))
+	p += 8
+	p = putStr16(dst, p, e.Name)
+	p = putStr16(dst, p, e.CorrelationID)
+	nf := len(e.Measurements) + len(e.Metadata)
+	if e.Origin != nil {
+		nf += 4
+	}
+	le.PutUint16(dst[p:], uint16(nf))
+	p += 2
+	for i := range e.Measurements {
+		m := &e.Measurements[i]
+		switch m.Value.Kind {
+		case pipeline.KindInt:
+			p = putFieldHdr(dst, p, fieldInt, m.Key, 8)
+			le.PutUint64(dst[p:], uint64(m.Value.Int))
+			p += 8
+		case pipeline.KindFloat:
+			p = putFieldHdr(dst, p, fieldFloat, m.Key, 8)
+			le.PutUint64(dst[p:], math.Float64bits(m.Value.Float))
+			p += 8
+		default:
+			p = putFieldHdr(dst, p, fieldString, m.Key, len(m.Value.Str))
+			p += copy(dst[p:], m.Value.Str)
+		}
+	}
+	for i := range e.Metadata {
+		l := &e.Metadata[i]
+		p = putFieldHdr(dst, p, fieldMeta, l.Key, len(l.Value))
+		p += copy(dst[p:], l.Value)
+	}
+	if o := e.Origin; o != nil {
+		if oc == nil {
+			oc = &originCache{}
+		}
+		p += copy(dst[p:], oc.block(o))
+	}
+	le.PutUint32(dst, uint32(p-recHeaderLen))
+	return p
+}
+
+func putStr16(dst []byte, p int, s string) int {
+	binary.LittleEndian.PutUint16(dst[p:], uint16(len(s)))
+	p += 2
+	return p + copy(dst[p:], s)
+}
+
+func putFieldHdr(dst []byte, p int, kind byte, key string, valLen int) int {
+	dst[p] = kind
+	dst[p+1] = 0
+	binary.LittleEndian.PutUint16(dst[p+2:], uint16(len(key)))
+	binary.LittleEndian.PutUint32(dst[p+4:], uint32(valLen))
+	p += fieldHdrLen
+	return p + copy(dst[p:], key)
+}
+
+func putStrField(dst []byte, p int, kind byte, key, val string) int {
+	p = putFieldHdr(dst, p, kind, key, len(val))
+	return p + copy(dst[p:], val)
+}
+
+// EncodeConfig returns the config frame for cfg: u16 nfields, then one
+// kind-4 field per entry, sorted by key.
+func EncodeConfig(cfg map[string]string) ([]byte, error) {
+	if len(cfg) > math.MaxUint16 {
+		return nil, fmt.Errorf("config has %d keys, at most %d allowed", len(cfg), math.MaxUint16)
+	}
+	keys := make([]string, 0, len(cfg))
+	size := 2
+	for k, v := range cfg {
+		if len(k) > math.MaxUint16 {
+			return nil, fmt.Errorf("config key %.32q… is %d bytes, at most %d allowed", k, len(k), math.MaxUint16)
+		}
+		keys = append(keys, k)
+		size += fieldHdrLen + len(k) + len(v)
+	}
+	sort.Strings(keys)
+	out := make([]byte, size)
+	binary.LittleEndian.PutUint16(out, uint16(len(keys)))
+	p := 2
+	for _, k := range keys {
+		p = putStrField(out, p, fieldMeta, k, cfg[k])
+	}
+	return out, nil
+}
+
+// checkVerdicts validates a filter result frame for n events.
+func checkVerdicts(res []byte, n int) error {
+	if len(res) != n {
+		return fmt.Errorf("%w: filter result is %d bytes for %d events (must be equal)", ErrBadOutput, len(res), n)
+	}
+	for i, v := range res {
+		if v > 1 {
+			return fmt.Errorf("%w: verdict %d for event %d (must be 0 drop or 1 keep)", ErrBadOutput, v, i)
+		}
+	}
+	return nil
+}
+
+// patchOp is one decoded patch of an enrich action. key and str alias the
+// guest's result frame: copy before keeping them.
+type patchOp struct {
+	kind   byte
+	opcode byte
+	key    []byte
+	val    []byte
+}
+
+// action is one decoded enrich action.
+type action struct {
+	op  byte
+	ops []patchOp
+}
+
+// decodeActions parses an enrich result frame for n events into acts
+// (reused) and returns it. Structural errors wrap ErrBadOutput.
+func decodeActions(res []byte, n int, acts []action) ([]action, error) {
+	le := binary.LittleEndian
+	acts = acts[:0]
+	p := 0
+	for i := 0; i < n; i++ {
+		if len(res)-p < actionHdrLen {
+			return acts, fmt.Errorf("%w: enrich result ends after %d of %d actions", ErrBadOutput, i, n)
+		}
+		op, nops := res[p], int(le.Uint16(res[p+2:]))
+		p += actionHdrLen
+		a := action{op: op}
+		switch op {
+		case opUnchanged, opDrop:
+			if nops != 0 {
+				return acts, fmt.Errorf("%w: action %d: op %d with %d patches (must be 0)", ErrBadOutput, i, op, nops)
+			}
+		case opPatch:
+			if nops == 0 || nops > maxPatchOps {
+				return acts, fmt.Errorf("%w: action %d: %d patches (must be 1..%d)", ErrBadOutput, i, nops, maxPatchOps)
+			}
+		default:
+			return acts, fmt.Errorf("%w: action %d: unknown op %d", ErrBadOutput, i, op)
+		}
+		if nops > 0 {
+			// Reuse the ops backing array of a previous decode when possible.
+			if i < cap(acts) {
+				a.ops = acts[:i+1][i].ops[:0]
+			}
+		}
+		for j := 0; j < nops; j++ {
+			if len(res)-p < fieldHdrLen {
+				return acts, fmt.Errorf("%w: action %d: patch %d header truncated", ErrBadOutput, i, j)
+			}
+			kind, opcode := res[p], res[p+1]
+			kl, vl := int(le.Uint16(res[p+2:])), int(le.Uint32(res[p+4:]))
+			p += fieldHdrLen
+			if kl > len(res)-p || vl > len(res)-p-kl {
+				return acts, fmt.Errorf("%w: action %d: patch %d key/value past the end of the result", ErrBadOutput, i, j)
+			}
+			if kind < fieldInt || kind > fieldContext {
+				return acts, fmt.Errorf("%w: action %d: patch %d: unknown kind %d", ErrBadOutput, i, j, kind)
+			}
+			switch opcode {
+			case opcodeSet:
+				if (kind == fieldInt || kind == fieldFloat) && vl != 8 {
+					return acts, fmt.Errorf("%w: action %d: patch %d: kind %d value is %d bytes (must be 8)", ErrBadOutput, i, j, kind, vl)
+				}
+			case opcodeDelete:
+				if vl != 0 {
+					return acts, fmt.Errorf("%w: action %d: patch %d: delete with a %d-byte value (must be 0)", ErrBadOutput, i, j, vl)
+				}
+			default:
+				return acts, fmt.Errorf("%w: action %d: patch %d: unknown opcode %d", ErrBadOutput, i, j, opcode)
+			}
+			a.ops = append(a.ops, patchOp{kind: kind, opcode: opcode, key: res[p : p+kl], val: res[p+kl : p+kl+vl]})
+			p += kl + vl
+		}
+		acts = append(acts, a)
+	}
+	if p != len(res) {
+		return acts, fmt.Errorf("%w: enrich result has %d bytes after the %d actions", ErrBadOutput, len(res)-p, n)
+	}
+	return acts, nil
+}

@@ -1,0 +1,394 @@
+// Package plugins runs snakepipe's WebAssembly plugins in wazero: it loads
+// and checks modules against ABI v1 (docs/plugin-abi.md), pools instances,
+// enforces the sandbox limits and the failure policy, hot-swaps new
+// versions, and provides the `wasm` pipeline stage.
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/snakepipe/snakepipe/pipeline"
+)
+
+// Engine selects wazero's execution engine.
+const (
+	EngineAuto        = "auto" // compiler where supported, else interpreter
+	EngineCompiler    = "compiler"
+	EngineInterpreter = "interpreter"
+)
+
+// Hard limits (docs/plugin-abi.md §8).
+const (
+	hardMaxModuleBytes = 32 << 20
+	hardMaxPages       = 1024
+	hardMaxDeadline    = time.Second
+	hardMaxInstances   = 32
+	pageSize           = 65536
+)
+
+// HostConfig is the top-level `plugins:` section: settings shared by every
+// wasm stage of the process.
+type HostConfig struct {
+	// Cache turns the on-disk compilation cache on.
+	Cache bool `koanf:"cache"`
+	// CacheDir is the cache directory; "" means <user cache dir>/snakepipe/wasm.
+	CacheDir string `koanf:"cache_dir"`
+	// Engine is "auto", "compiler" or "interpreter".
+	Engine string `koanf:"engine"`
+	// MaxModuleBytes refuses larger .wasm files.
+	MaxModuleBytes int `koanf:"max_module_bytes"`
+	// MemoryLimitPages is the default per-instance memory limit of stages
+	// that do not set memory_limit_pages (64 KiB pages).
+	MemoryLimitPages uint32 `koanf:"memory_limit_pages"`
+	// MaxTotalMemoryPages bounds memory_limit_pages × instances summed over
+	// every loaded plugin; a stage that would exceed it is refused.
+	MaxTotalMemoryPages uint64 `koanf:"max_total_memory_pages"`
+	// Watch reloads a plugin when its .wasm file changes on disk.
+	Watch bool `koanf:"watch"`
+	// WatchDebounce waits this long after the last change before reloading.
+	WatchDebounce time.Duration `koanf:"watch_debounce"`
+}
+
+// DefaultHostConfig returns the defaults documented in docs/config.md.
+func DefaultHostConfig() HostConfig {
+	return HostConfig{
+		Cache:               true,
+		Engine:              EngineAuto,
+		MaxModuleBytes:      10 << 20,
+		MemoryLimitPages:    256,
+		MaxTotalMemoryPages: 16384,
+		Watch:               true,
+		WatchDebounce:       200 * time.Millisecond,
+	}
+}
+
+// Validate reports every problem, each naming its key under `plugins.`.
+func (c HostConfig) Validate() error {
+	var errs []error
+	switch c.Engine {
+	case EngineAuto, EngineCompiler, EngineInterpreter:
+	default:
+		errs = append(errs, fmt.Errorf("plugins.engine: %q is not one of auto, compiler, interpreter", c.Engine))
+	}
+	if c.MaxModuleBytes <= 0 || c.MaxModuleBytes > hardMaxModuleBytes {
+		errs = append(errs, fmt.Errorf("plugins.max_module_bytes: %d is outside 1..%d", c.MaxModuleBytes, hardMaxModuleBytes))
+	}
+	if c.MemoryLimitPages == 0 || c.MemoryLimitPages > hardMaxPages {
+		errs = append(errs, fmt.Errorf("plugins.memory_limit_pages: %d is outside 1..%d", c.MemoryLimitPages, hardMaxPages))
+	}
+	if c.MaxTotalMemoryPages == 0 {
+		errs = append(errs, errors.New("plugins.max_total_memory_pages: must be > 0"))
+	}
+	if c.WatchDebounce < 0 {
+		errs = append(errs, fmt.Errorf("plugins.watch_debounce: %s is negative", c.WatchDebounce))
+	}
+	return errors.Join(errs...)
+}
+
+// Host owns the wazero runtimes, the compilation cache and every loaded
+// plugin of the process. It is safe for concurrent use.
+//
+// There are two runtimes: wazero's WithCloseOnContextDone (what makes the
+// per-batch deadline stop an infinite loop) is a runtime-wide setting and
+// costs every call and loop, so untrusted plugins run in a runtime that has
+// it and `trusted: true` plugins in one that does not (created on first
+// use). Both share one compilation cache.
+type Host struct {
+	cfg     HostConfig
+	log     hclog.Logger
+	metrics *pipeline.Metrics
+	cache   wazero.CompilationCache
+
+	mu       sync.Mutex
+	rts      [2]wazero.Runtime // [0] untrusted (close on ctx done), [1] trusted
+	modules  map[moduleKey]*module
+	stages   map[string][]*Stage
+	reserved uint64 // memory pages reserved by loaded stages
+	watcher  *watcher
+	closed   bool
+}
+
+type moduleKey struct {
+	sum     [32]byte
+	trusted bool
+}
+
+// NewHost creates a host. Close it to release the runtimes. logger and
+// metrics may be nil.
+func NewHost(cfg HostConfig, logger hclog.Logger, metrics *pipeline.Metrics) (*Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	h := &Host{cfg: cfg, log: logger, metrics: metrics, modules: map[moduleKey]*module{}, stages: map[string][]*Stage{}}
+	if cfg.Cache {
+		dir := cfg.CacheDir
+		if dir == "" {
+			base, err := os.UserCacheDir()
+			if err != nil {
+				return nil, fmt.Errorf("plugins.cache_dir: no default (%w): set it, or set plugins.cache to false", err)
+			}
+			dir = filepath.Join(base, "snakepipe", "wasm")
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("plugins.cache_dir: %w", err)
+		}
+		c, err := wazero.NewCompilationCacheWithDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("plugins.cache_dir: %w", err)
+		}
+		h.cache = c
+	} else {
+		h.cache = wazero.NewCompilationCache()
+	}
+	return h, nil
+}
+
+// Close closes every runtime (and with them every instance) and the cache.
+// Stages of this host fail their batches afterwards (per on_error).
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	w := h.watcher
+	h.watcher = nil
+	rts := h.rts
+	h.mu.Unlock()
+	var errs []error
+	if w != nil {
+		w.close()
+	}
+	for _, r := range rts {
+		if r != nil {
+			errs = append(errs, r.Close(ctx))
+		}
+	}
+	errs = append(errs, h.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+// runtime returns the runtime for trusted or untrusted plugins, creating
+// it and its host modules on first use. h.mu must be held.
+func (h *Host) runtime(ctx context.Context, trusted bool) (wazero.Runtime, error) {
+	i := 0
+	if trusted {
+		i = 1
+	}
+	if h.rts[i] != nil {
+		return h.rts[i], nil
+	}
+	var rc wazero.RuntimeConfig
+	switch h.cfg.Engine {
+	case EngineCompiler:
+		rc = wazero.NewRuntimeConfigCompiler()
+	case EngineInterpreter:
+		rc = wazero.NewRuntimeConfigInterpreter()
+	default:
+		rc = wazero.NewRuntimeConfig()
+	}
+	rc = rc.WithCloseOnContextDone(!trusted).
+		WithMemoryLimitPages(hardMaxPages).
+		WithCompilationCache(h.cache).
+		WithCustomSections(true)
+	r := wazero.NewRuntimeWithConfig(ctx, rc)
+	if err := instantiateHostModules(ctx, r); err != nil {
+		return nil, errors.Join(err, r.Close(ctx))
+	}
+	h.rts[i] = r
+	return r, nil
+}
+
+func instantiateHostModules(ctx context.Context, r wazero.Runtime) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+		return fmt.Errorf("instantiating WASI: %w", err)
+	}
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	_, err := r.NewHostModuleBuilder(HostModule).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostLog), []api.ValueType{i32, i32, i32}, nil).
+		WithParameterNames("level", "ptr", "len").Export("log").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostNow), nil, []api.ValueType{i64}).Export("now_ns").
+		Instantiate(ctx)
+	if err != nil {
+		return fmt.Errorf("instantiating %s: %w", HostModule, err)
+	}
+	_, err = r.NewHostModuleBuilder("env").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostAbort), []api.ValueType{i32, i32, i32, i32}, nil).
+		WithParameterNames("msg", "file", "line", "col").Export("abort").
+		Instantiate(ctx)
+	if err != nil {
+		return fmt.Errorf("instantiating env: %w", err)
+	}
+	return nil
+}
+
+// compile returns the checked module for bin, compiling it at most once
+// per runtime. The caller owns one reference; release it with
+// (*Host).release.
+func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, error) {
+	key := moduleKey{sum: sha256.Sum256(bin), trusted: trusted}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrHostClosed
+	}
+	if m, ok := h.modules[key]; ok {
+		m.refs++
+		h.mu.Unlock()
+		return m, nil
+	}
+	r, err := h.runtime(ctx, trusted)
+	h.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	cm, err := r.CompileModule(ctx, bin)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotWasm, err)
+	}
+	m := &module{cm: cm, rt: r, sha: hex.EncodeToString(key.sum[:]), key: key, refs: 1, size: len(bin), compileTime: time.Since(start)}
+	var info Info
+	m.checkErr = errors.Join(describe(cm, &info, m)...)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errors.Join(ErrHostClosed, cm.Close(ctx))
+	}
+	if other, ok := h.modules[key]; ok { // compiled concurrently: keep one
+		other.refs++
+		return other, cm.Close(ctx)
+	}
+	h.modules[key] = m
+	return m, nil
+}
+
+// release drops one reference to m and closes it at zero.
+func (h *Host) release(ctx context.Context, m *module) {
+	h.mu.Lock()
+	m.refs--
+	last := m.refs == 0
+	if last {
+		delete(h.modules, m.key)
+	}
+	h.mu.Unlock()
+	if last {
+		_ = m.cm.Close(ctx) // closing a compiled module cannot fail in a way we can act on
+	}
+}
+
+// ErrHostClosed is returned after Host.Close.
+var ErrHostClosed = errors.New("plugin host closed")
+
+// ErrUnknownPlugin is returned by Reload for a name no stage has.
+var ErrUnknownPlugin = errors.New("unknown plugin")
+
+// Reload loads the current file of the plugin stage name (a stage id such
+// as "wasm/slow") again and swaps it in (docs/plugin-abi.md §10). If the
+// stage is used by several pipelines, each is reloaded; the version of the
+// last one is returned and the errors are joined. On error the running
+// version stays.
+func (h *Host) Reload(ctx context.Context, name string) (Version, error) {
+	h.mu.Lock()
+	stages := append([]*Stage(nil), h.stages[name]...)
+	h.mu.Unlock()
+	if len(stages) == 0 {
+		return Version{}, fmt.Errorf("%w %q", ErrUnknownPlugin, name)
+	}
+	var (
+		v    Version
+		errs []error
+	)
+	for _, s := range stages {
+		sv, err := s.Reload(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		v = sv
+	}
+	return v, errors.Join(errs...)
+}
+
+// Plugins lists the current version of every loaded plugin stage.
+func (h *Host) Plugins() []Version {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Version
+	for _, ss := range h.stages {
+		for _, s := range ss {
+			if v := s.cur.Load(); v != nil {
+				out = append(out, v.info)
+			}
+		}
+	}
+	return out
+}
+
+func (h *Host) register(s *Stage, pages uint64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrHostClosed
+	}
+	if h.reserved+pages > h.cfg.MaxTotalMemoryPages {
+		return fmt.Errorf("memory_limit_pages × instances = %d pages, but only %d of plugins.max_total_memory_pages (%d) are left",
+			pages, h.cfg.MaxTotalMemoryPages-h.reserved, h.cfg.MaxTotalMemoryPages)
+	}
+	h.reserved += pages
+	h.stages[s.name] = append(h.stages[s.name], s)
+	if s.path != "" && h.cfg.Watch {
+		if h.watcher == nil {
+			w, err := newWatcher(h.cfg.WatchDebounce, h.log)
+			if err != nil {
+				h.log.Warn("cannot watch plugin files; reload with the admin API instead", "error", err)
+			} else {
+				h.watcher = w
+			}
+		}
+		if h.watcher != nil {
+			if err := h.watcher.add(s.path, s); err != nil {
+				h.log.Warn("cannot watch plugin file", "path", s.path, "error", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Host) unregister(s *Stage, pages uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reserved -= pages
+	ss := h.stages[s.name]
+	for i := range ss {
+		if ss[i] == s {
+			ss = append(ss[:i], ss[i+1:]...)
+			break
+		}
+	}
+	if len(ss) == 0 {
+		delete(h.stages, s.name)
+	} else {
+		h.stages[s.name] = ss
+	}
+	if h.watcher != nil {
+		h.watcher.remove(s.path, s)
+	}
+}

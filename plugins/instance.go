@@ -1,0 +1,250 @@
+package plugins
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+const (
+	initDeadline  = 5 * time.Second
+	closeDeadline = 100 * time.Millisecond
+)
+
+// limitedMemory backs one instance's linear memory and refuses to grow past
+// a limit (the per-plugin memory_limit_pages; the runtime-wide limit is the
+// hard maximum). refused records that a growth was refused, so a failure
+// that follows is classified as out-of-memory.
+type limitedMemory struct {
+	buf     []byte
+	limit   uint64
+	refused atomic.Bool
+}
+
+func (m *limitedMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		m.refused.Store(true)
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		// Memory never shrinks, so bytes past len were never written: zero.
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	newCap := 2 * uint64(cap(m.buf))
+	if newCap < size {
+		newCap = size
+	}
+	if newCap > m.limit {
+		newCap = m.limit
+	}
+	nb := make([]byte, size, newCap)
+	copy(nb, m.buf)
+	m.buf = nb
+	return nb
+}
+
+func (m *limitedMemory) Free() { m.buf = nil }
+
+// instance is one instantiated plugin module. It is used by one goroutine
+// at a time (it sits in its version's pool between batches).
+type instance struct {
+	mod      api.Module
+	mem      api.Memory
+	call     api.Function // snk_filter or snk_enrich
+	closeFn  api.Function // snk_close, may be nil
+	lm       *limitedMemory
+	callCtx  context.Context // carries the plugin log (and nothing else)
+	stack    []uint64
+	in, cap_ uint32
+	batches  uint64
+
+	// scratch reused across batches
+	verdicts []byte
+	idx      []int32
+	acts     []action
+	origins  originCache
+}
+
+// newInstance instantiates m anonymously and runs the ABI start sequence:
+// _initialize, snk_abi_version, snk_in_buf, snk_init(config).
+func newInstance(ctx context.Context, m *module, kind Kind, plog *pluginLog, limitPages uint32, minCap uint32, cfgFrame []byte) (*instance, error) {
+	lm := &limitedMemory{limit: uint64(limitPages) * pageSize}
+	base := context.WithValue(context.Background(), logKey{}, plog)
+	ictx, cancel := context.WithTimeout(experimental.WithMemoryAllocator(base, experimental.MemoryAllocatorFunc(
+		func(capBytes, _ uint64) experimental.LinearMemory {
+			if capBytes > lm.limit {
+				capBytes = lm.limit
+			}
+			lm.buf = make([]byte, 0, capBytes)
+			return lm
+		})), initDeadline)
+	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	mc := wazero.NewModuleConfig().WithName("").WithStartFunctions().
+		WithStdout(&lineWriter{plog: plog, level: 2}).WithStderr(&lineWriter{plog: plog, level: 3}).
+		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
+	mod, err := m.rt.InstantiateModule(ictx, m.cm, mc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: instantiate: %w", ErrInit, err)
+	}
+	inst := &instance{mod: mod, mem: mod.Memory(), lm: lm, callCtx: base, stack: make([]uint64, 2)}
+	fail := func(err error) (*instance, error) {
+		_ = mod.Close(context.Background()) // the instance is unusable either way
+		return nil, err
+	}
+	if inst.mem == nil {
+		return fail(fmt.Errorf("%w: no memory after instantiation", ErrInit))
+	}
+	if m.hasInitialize {
+		if _, err := mod.ExportedFunction("_initialize").Call(ictx); err != nil {
+			return fail(fmt.Errorf("%w: _initialize: %w", ErrInit, err))
+		}
+	}
+	res, err := mod.ExportedFunction("snk_abi_version").Call(ictx)
+	if err != nil {
+		return fail(fmt.Errorf("%w: snk_abi_version: %w", ErrInit, err))
+	}
+	if v := int32(uint32(res[0])); v != ABIVersion {
+		return fail(fmt.Errorf("%w: snk_abi_version() returned %d, this host speaks ABI %d", ErrABIVersion, v, ABIVersion))
+	}
+	res, err = mod.ExportedFunction("snk_in_buf").Call(ictx, uint64(minCap))
+	if err != nil {
+		return fail(fmt.Errorf("%w: snk_in_buf(%d): %w", ErrInit, minCap, err))
+	}
+	inst.in, inst.cap_ = uint32(res[0]), minCap
+	if inst.in == 0 {
+		return fail(fmt.Errorf("%w: snk_in_buf(%d) returned 0: the plugin must provide an input buffer of at least %d bytes", ErrInit, minCap, minCap))
+	}
+	if _, ok := inst.mem.Read(inst.in, minCap); !ok {
+		return fail(fmt.Errorf("%w: snk_in_buf(%d) returned %#x, which does not leave %d bytes inside memory (%d bytes)", ErrInit, minCap, inst.in, minCap, inst.mem.Size()))
+	}
+	if m.hasInit {
+		if len(cfgFrame) > int(minCap) {
+			return fail(fmt.Errorf("%w: config frame is %d bytes, larger than the %d-byte input buffer", ErrInit, len(cfgFrame), minCap))
+		}
+		inst.mem.Write(inst.in, cfgFrame)
+		res, err = mod.ExportedFunction("snk_init").Call(ictx, uint64(len(cfgFrame)))
+		if err != nil {
+			return fail(fmt.Errorf("%w: snk_init: %w", ErrInit, err))
+		}
+		if rc := int32(uint32(res[0])); rc != 0 {
+			return fail(fmt.Errorf("%w: snk_init returned %d (%s): the plugin refused its config", ErrInit, rc, codeName(int64(rc))))
+		}
+	} else if len(cfgFrame) > 2 {
+		return fail(fmt.Errorf("%w: the stage has a config, but the plugin exports no snk_init to receive it", ErrInit))
+	}
+	name := "snk_filter"
+	if kind == KindEnrich {
+		name = "snk_enrich"
+	}
+	inst.call = mod.ExportedFunction(name)
+	if m.hasClose {
+		inst.closeFn = mod.ExportedFunction("snk_close")
+	}
+	return inst, nil
+}
+
+// invoke runs one guest call on n records already written (len bytes). It
+// returns the result frame (a view into guest memory, valid until the next
+// call) or a failure.
+func (inst *instance) invoke(deadline time.Duration, n, length uint32) ([]byte, failKind, error) {
+	inst.stack[0], inst.stack[1] = uint64(n), uint64(length)
+	ctx := inst.callCtx
+	var cancel context.CancelFunc
+	if deadline > 0 {
+		ctx, cancel = context.WithTimeout(ctx, deadline)
+	}
+	err := inst.call.CallWithStack(ctx, inst.stack)
+	if cancel != nil {
+		cancel()
+	}
+	if err != nil {
+		return nil, inst.classify(err), err
+	}
+	r := int64(inst.stack[0])
+	if r < 0 {
+		k := failError
+		if r == -3 {
+			k = failOOM
+		}
+		return nil, k, fmt.Errorf("plugin returned %d (%s)", r, codeName(r))
+	}
+	ptr, ln := uint32(r>>32), uint32(r)
+	res, ok := inst.mem.Read(ptr, ln)
+	if !ok {
+		return nil, failBadOutput, fmt.Errorf("%w: result [%#x, +%d) is outside memory (%d bytes)", ErrBadOutput, ptr, ln, inst.mem.Size())
+	}
+	inst.batches++
+	return res, 0, nil
+}
+
+func (inst *instance) classify(err error) failKind {
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		switch ee.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
+			return failTimeout
+		}
+	}
+	if inst.lm.refused.Load() {
+		return failOOM
+	}
+	return failTrap
+}
+
+// close calls snk_close (best effort, if planned) and closes the module.
+func (inst *instance) close(planned bool, trusted bool) {
+	if planned && inst.closeFn != nil {
+		ctx := inst.callCtx
+		if !trusted {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, closeDeadline)
+			defer cancel()
+		}
+		_, _ = inst.closeFn.Call(ctx) // best effort by contract
+	}
+	_ = inst.mod.Close(context.Background()) // nothing to do about a close error
+}
+
+func codeName(r int64) string {
+	switch r {
+	case -1:
+		return "generic error"
+	case -2:
+		return "bad input"
+	case -3:
+		return "out of memory"
+	case -4:
+		return "config error"
+	}
+	return "unknown code"
+}
+
+// failKind classifies a batch failure (docs/plugin-abi.md §9).
+type failKind uint8
+
+const (
+	failNone failKind = iota
+	failTrap
+	failTimeout
+	failOOM
+	failError
+	failBadOutput
+	failInstantiate
+	numFailKinds
+)
+
+func (k failKind) String() string {
+	return [...]string{"none", "trap", "timeout", "oom", "error", "bad_output", "instantiate"}[k]
+}

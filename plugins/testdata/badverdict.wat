@@ -1,0 +1,9 @@
+;; Returns verdict bytes of 7 (neither drop nor keep).
+(module
+  (memory (export "memory") 5)
+  (func (export "snk_abi_version") (result i32) (i32.const 1))
+  (func (export "snk_in_buf") (param $min i32) (result i32)
+    (if (result i32) (i32.le_u (local.get $min) (i32.const 262144)) (then (i32.const 65536)) (else (i32.const 0))))
+  (func (export "snk_filter") (param $n i32) (param $len i32) (result i64)
+    (memory.fill (i32.const 1024) (i32.const 7) (local.get $n))
+    (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.extend_i32_u (local.get $n)))))

@@ -1,0 +1,10 @@
+;; Imports a function outside the allowlist, and path_open.
+(module
+  (import "env" "system" (func $system (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open" (func $po (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 5)
+  (func (export "snk_abi_version") (result i32) (i32.const 1))
+  (func (export "snk_in_buf") (param $min i32) (result i32)
+    (if (result i32) (i32.le_u (local.get $min) (i32.const 262144)) (then (i32.const 65536)) (else (i32.const 0))))
+  (func (export "snk_filter") (param $n i32) (param $len i32) (result i64)
+    (drop (call $system (i32.const 0))) (i64.const 0)))
