@@ -139,13 +139,13 @@ func realisticEvent(i int) *pb.Event {
 		EventParts: []string{"python", "call", "stop"},
 		Measurements: []*pb.MeasurementEntry{
 			{Key: "duration", Value: &pb.Value{Value: &pb.Value_IntValue{IntValue: int64(1200 + i)}}},
-			{Key: "ratio", Value: &pb.Value{Value: &pb.Value_FloatValue{FloatValue: 0.25}}},
+			{Key: "response_size", Value: &pb.Value{Value: &pb.Value_IntValue{IntValue: 4096}}},
 		},
 		Metadata: []*pb.MetadataEntry{
-			{Key: "function", Value: "predict_batch"},
+			{Key: "command", Value: "predict_batch"},
 			{Key: "module", Value: "model.inference"},
-			{Key: "tool", Value: "summarize"},
-			{Key: "status", Value: "ok"},
+			{Key: "session_id", Value: "sess-8d1a4f5e"},
+			{Key: "result", Value: "ok"},
 		},
 		TimestampNs:   1732500000000000000 + int64(i),
 		CorrelationId: "3f2b9c0e-8d1a-4f5e-9b7c-1a2b3c4d5e6f",
@@ -290,7 +290,7 @@ func TestDecodeLayout(t *testing.T) {
 		t.Errorf("cap/len metadata %d/%d measurements %d/%d", cap(e0.Metadata), len(e0.Metadata), cap(e0.Measurements), len(e0.Measurements))
 	}
 	_ = append(e0.Metadata, pipeline.Label{Key: "x", Value: "y"})
-	if e1.Metadata[0].Key != "function" {
+	if e1.Metadata[0].Key != "command" {
 		t.Errorf("append to event 0 metadata overwrote event 1: %+v", e1.Metadata[0])
 	}
 	if e0.SampleRate != 1 || e0.Measurements[0].Value != pipeline.IntValue(1200) || e1.Measurements[0].Value != pipeline.IntValue(1201) {
@@ -418,7 +418,7 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkDecodeCheck(b *testing.B) {
 	const n = 100
 	buf := mustMarshal(b, realisticBatch(n))
-	var checker Checker = fakeChecker{names: knownNames}
+	var checker Checker = testCatalog(b)
 	s, err := New(pipeline.Settings{Metrics: pipeline.NewMetrics()}, DefaultConfig(), Deps{
 		Consumer: pipeline.ConsumerFunc(func(context.Context, *pipeline.Batch) error { return nil }),
 		Checker:  checker,

@@ -56,7 +56,7 @@ func (f *fakeSnakepit) StreamTelemetry(st grpc.BidiStreamingServer[bridge.Teleme
 func telemetryEvent(parts ...string) *bridge.TelemetryEvent {
 	return &bridge.TelemetryEvent{
 		EventParts:   parts,
-		Measurements: map[string]*bridge.TelemetryValue{"duration": {Value: &bridge.TelemetryValue_IntValue{IntValue: 10}}},
+		Measurements: map[string]*bridge.TelemetryValue{"count": {Value: &bridge.TelemetryValue_IntValue{IntValue: 10}}},
 		Metadata:     map[string]string{"function": "f"},
 		TimestampNs:  123,
 	}
@@ -114,8 +114,8 @@ func TestDialMode(t *testing.T) {
 		if e.Origin == nil || e.Origin.WorkerID != "snakepit-1" || e.Origin.Pool != "sp" || e.Origin.Addr != lis.Addr().String() {
 			t.Errorf("origin = %+v", e.Origin)
 		}
-		if v, _ := e.Measurement("duration"); v != pipeline.IntValue(10) {
-			t.Errorf("duration = %v", v)
+		if v, _ := e.Measurement("count"); v != pipeline.IntValue(10) {
+			t.Errorf("count = %v", v)
 		}
 	}
 	if !slices.Equal(names, []string{"python.call.start", "python.call.stop", "tool.execution.stop"}) {

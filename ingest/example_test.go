@@ -8,27 +8,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/snakepipe/snakepipe/catalog"
 	"github.com/snakepipe/snakepipe/ingest"
 	"github.com/snakepipe/snakepipe/pipeline"
 	pb "github.com/snakepipe/snakepipe/proto/snakepipe/v1"
 )
-
-// exampleChecker accepts every event whose name is python.call.stop.
-type exampleChecker struct{}
-
-func (exampleChecker) Check(ev *pipeline.Event) (ingest.Fixes, error) {
-	if ev.Name != "python.call.stop" {
-		return ingest.Fixes{}, &ingest.RejectError{Reason: "unknown_event"}
-	}
-	return ingest.Fixes{}, nil
-}
-
-func (exampleChecker) LookupParts(parts []string) (string, bool) {
-	if strings.Join(parts, ".") == "python.call.stop" {
-		return "python.call.stop", true
-	}
-	return "", false
-}
 
 // A worker connects, says Hello, gets its Welcome and sends one batch; the
 // Consumer receives the event with the worker's host context.
@@ -44,7 +28,12 @@ func Example() {
 	})
 	cfg := ingest.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
-	srv, err := ingest.New(pipeline.Settings{}, cfg, ingest.Deps{Consumer: consumer, Checker: exampleChecker{}})
+	cat, err := catalog.New(catalog.DefaultConfig()) // the built-in events
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv, err := ingest.New(pipeline.Settings{}, cfg, ingest.Deps{Consumer: consumer, Checker: cat})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/snakepipe/snakepipe/catalog"
 	"github.com/snakepipe/snakepipe/pipeline"
 	pb "github.com/snakepipe/snakepipe/proto/snakepipe/v1"
 )
@@ -24,44 +24,6 @@ func TestMain(m *testing.M) {
 // waitLimit only keeps a broken test from hanging forever; no test asserts
 // on how long anything takes.
 const waitLimit = 30 * time.Second
-
-// fakeChecker stands in for *catalog.Catalog in unit tests: it knows the
-// testNames, rejects measurement key "bad" as unknown_measurement, and
-// strips control characters from metadata values, reporting the fix.
-type fakeChecker struct{ names testNames }
-
-func (f fakeChecker) LookupParts(parts []string) (string, bool) { return f.names.LookupParts(parts) }
-
-func (f fakeChecker) Check(ev *pipeline.Event) (Fixes, error) {
-	interned := ""
-	for _, n := range f.names {
-		if n == ev.Name {
-			interned = n
-		}
-	}
-	if interned == "" {
-		return Fixes{}, &RejectError{Reason: "unknown_event"}
-	}
-	ev.Name = interned
-	for _, m := range ev.Measurements {
-		if m.Key == "bad" {
-			return Fixes{}, &RejectError{Reason: "unknown_measurement"}
-		}
-	}
-	var fixes Fixes
-	for i, l := range ev.Metadata {
-		if clean := strings.Map(func(r rune) rune {
-			if r < 0x20 {
-				return -1
-			}
-			return r
-		}, l.Value); clean != l.Value {
-			ev.SetMeta(ev.Metadata[i].Key, clean)
-			fixes = Fixes{Kinds: []string{"control_stripped"}, Counts: []int{1}}
-		}
-	}
-	return fixes, nil
-}
 
 // recorder is a Consumer that keeps every batch. gate, when set, blocks
 // Consume until it is closed (backpressure tests).
@@ -142,6 +104,16 @@ func countNamed(evs []pipeline.Event, name string) int {
 	return n
 }
 
+// testCatalog is the real built-in catalog.
+func testCatalog(t testing.TB) *catalog.Catalog {
+	t.Helper()
+	c, err := catalog.New(catalog.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -162,7 +134,7 @@ func startServer(t *testing.T, cfg Config, mod func(*Deps)) *testServer {
 	t.Helper()
 	rec := newRecorder()
 	reg := pipeline.NewMetrics()
-	deps := Deps{Consumer: rec, Checker: fakeChecker{names: knownNames}}
+	deps := Deps{Consumer: rec, Checker: testCatalog(t)}
 	if mod != nil {
 		mod(&deps)
 	}
@@ -282,4 +254,3 @@ func namedEvent(name string, ts int64) *pb.Event {
 	}
 }
 
-var errNoMatch = errors.New("no match")

@@ -83,7 +83,7 @@ func TestWelcomeAndBatchWithHostContext(t *testing.T) {
 
 	// Stats frames land in the registry.
 	w.send(&pb.WorkerMessage{Msg: &pb.WorkerMessage_Stats{Stats: &pb.WorkerStats{QueueDepth: 7, QueueCapacity: 1024, Dropped: map[string]uint64{"queue_full": 3}}}})
-	w.send(batch(namedEvent("python.call.start", 3))) // processed after the stats frame
+	w.send(batch(namedEvent("python.call.stop", 3))) // processed after the stats frame
 	ts.rec.waitFor(t, "third event", func([]pipeline.Event) bool { return len(ts.rec.events(true)) == 3 })
 	infos := ts.Workers()
 	if len(infos) != 1 || infos[0].WorkerID != "w1" || infos[0].LibraryName != "test-client" || infos[0].EventsReceived != 3 ||
@@ -162,8 +162,8 @@ func TestRejectsCountedAndNoticed(t *testing.T) {
 			t.Errorf("rejected{%s} = %v, want %v", reason, v, want)
 		}
 	}
-	if v := ts.metric(t, metricFixed, pipeline.Label{Key: "fix", Value: "control_stripped"}); v != 1 {
-		t.Errorf("fixed{control_stripped} = %v, want 1", v)
+	if v := ts.metric(t, metricFixed, pipeline.Label{Key: "fix", Value: "control_chars"}); v != 1 {
+		t.Errorf("fixed{control_chars} = %v, want 1", v)
 	}
 	if v := ts.metric(t, metricReceived); v != 5 {
 		t.Errorf("received = %v, want 5", v)
@@ -311,7 +311,7 @@ func TestListenAddressInUse(t *testing.T) {
 	ts := startServer(t, testConfig(), nil)
 	cfg := testConfig()
 	cfg.Listen = ts.addr
-	s2, err := New(pipeline.Settings{}, cfg, Deps{Consumer: newRecorder(), Checker: fakeChecker{}})
+	s2, err := New(pipeline.Settings{}, cfg, Deps{Consumer: newRecorder(), Checker: testCatalog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestShutdownDrains(t *testing.T) {
 	cfg := testConfig()
 	cfg.ReconnectAfter = 1500 * time.Millisecond
 	rec := newRecorder()
-	s, err := New(pipeline.Settings{}, cfg, Deps{Consumer: rec, Checker: fakeChecker{names: knownNames}})
+	s, err := New(pipeline.Settings{}, cfg, Deps{Consumer: rec, Checker: testCatalog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +399,7 @@ func TestShutdownDeadlineCutsSilentWorkers(t *testing.T) {
 	cfg := testConfig()
 	cfg.DrainTimeout = 50 * time.Millisecond
 	rec := newRecorder()
-	s, err := New(pipeline.Settings{}, cfg, Deps{Consumer: rec, Checker: fakeChecker{names: knownNames}})
+	s, err := New(pipeline.Settings{}, cfg, Deps{Consumer: rec, Checker: testCatalog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
