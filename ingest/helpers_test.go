@@ -253,4 +253,3 @@ func namedEvent(name string, ts int64) *pb.Event {
 		Metadata:     []*pb.MetadataEntry{{Key: "function", Value: "f"}},
 	}
 }
-
