@@ -12,6 +12,9 @@ type Fixes = catalog.Fixes
 
 var _ Checker = (*catalog.Catalog)(nil)
 
+// reasonUnknownEvent is the reason whose names RejectNotice lists.
+var reasonUnknownEvent = catalog.ReasonUnknownEvent.String()
+
 // rejectReason returns the snake_case reason of a Check error: the
 // catalog's stable label, or "other" for an error that is not a
 // *catalog.RejectError (a Checker other than the catalog).

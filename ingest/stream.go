@@ -411,7 +411,7 @@ func (s *Server) acceptBatch(c *conn, events []pipeline.Event, now int64) bool {
 		if err != nil {
 			reason := rejectReason(err)
 			rejects = addReason(rejects, reason)
-			if reason == "unknown_event" && len(unknown) < cap(unknown) {
+			if reason == reasonUnknownEvent && len(unknown) < cap(unknown) {
 				unknown = append(unknown, boundedName(ev.Name))
 			}
 			continue
