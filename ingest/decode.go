@@ -134,7 +134,13 @@ func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
 		}
 		return num, protowire.Type(b[0] & 7), 1
 	}
-	return protowire.ConsumeTag(b)
+	num, typ, n := protowire.ConsumeTag(b)
+	if n >= 0 && num > protowire.MaxValidNumber {
+		// protowire accepts up to MaxInt32; the protobuf spec (and
+		// generated code) only up to 2^29-1.
+		return 0, 0, -2
+	}
+	return num, typ, n
 }
 
 // consumeVarint is protowire.ConsumeVarint with a fast path for one byte.

@@ -235,6 +235,7 @@ func TestDecodeFrame(t *testing.T) {
 		{name: "invalid UTF-8 in metadata value", buf: batchOf(bytesField(3, cat(bytesField(1, []byte("k")), bytesField(2, []byte{0xff, 0xfe})))), wantErr: true},
 		{name: "invalid UTF-8 in superseded hello", buf: cat(bytesField(1, bytesField(1, []byte{0xff})), batchOf(ev(&pb.Event{Name: "a.b"}))), wantErr: true},
 		{name: "field number zero", buf: []byte{0x02, 0x00}, wantErr: true},
+		{name: "field number above 2^29-1", buf: batchOf(ev(&pb.Event{Name: "a.b"}), []byte("\x80\xff\xff\xff00")), wantErr: true},
 		{name: "length past the end", buf: []byte{0x12, 0x7f, 0x0a}, wantErr: true},
 		{name: "unmatched end group", buf: batchOf(field(9, protowire.EndGroupType, nil)), wantErr: true},
 		{name: "invalid wire type", buf: batchOf([]byte{0x0f}), wantErr: true},
@@ -333,6 +334,8 @@ func FuzzDecodeDifferential(f *testing.F) {
 	f.Add(mustMarshal(f, &pb.WorkerMessage{Msg: &pb.WorkerMessage_Hello{Hello: &pb.Hello{WorkerId: "w", ProtocolVersion: 1}}}))
 	f.Add(mustMarshal(f, &pb.WorkerMessage{Msg: &pb.WorkerMessage_Stats{Stats: &pb.WorkerStats{Dropped: map[string]uint64{"queue_full": 1}}}}))
 	f.Add([]byte{0x12, 0x03, 0x0a, 0x01, 0x0a})
+	f.Add([]byte("\x80\xff\xff\xff00"))               // field number above 2^29-1
+	f.Add([]byte{0x92, 0x00, 0x02, 0xba, 0x00, 0x00}) // over-long tag encodings
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		got, err := newDecoder(knownNames).decodeFrame(buf)
 		want, refErr := refDecode(buf, knownNames)
@@ -351,15 +354,28 @@ func FuzzDecodeDifferential(f *testing.F) {
 	})
 }
 
-// FuzzDecodeNoPanic feeds arbitrary bytes to every decoder entry point.
+// FuzzDecodeNoPanic feeds arbitrary bytes to every decoder entry point
+// (and checks the single-event path against generated code as well).
 func FuzzDecodeNoPanic(f *testing.F) {
 	f.Add(mustMarshal(f, realisticEvent(1)), true)
 	f.Add([]byte{0x0b, 0x0c}, false)
 	f.Fuzz(func(t *testing.T, buf []byte, single bool) {
 		d := newDecoder(nil)
 		if single {
+			// Dial mode decodes one Event per frame: it must agree with
+			// generated code too.
 			var ev pipeline.Event
-			_ = d.decodeSingleEvent(buf, &ev)
+			err := d.decodeSingleEvent(buf, &ev)
+			var ref pb.Event
+			refErr := proto.Unmarshal(buf, &ref)
+			if (err != nil) != (refErr != nil) {
+				t.Fatalf("verdicts differ: decodeSingleEvent err = %v, generated err = %v", err, refErr)
+			}
+			if err == nil {
+				if diff := eventsDiff([]pipeline.Event{ev}, []pipeline.Event{refEvent(&ref, nil)}); diff != "" {
+					t.Fatalf("single event differs: %s", diff)
+				}
+			}
 			return
 		}
 		if f, err := d.decodeFrame(buf); err == nil && f.kind == frameBatch {
