@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -603,6 +604,101 @@ func TestConfigValidate(t *testing.T) {
 		"ingest.dial[1].worker_id", "ingest.dial[2].address", "ingest.dial[2].worker_id"} {
 		if err == nil || !strings.Contains(err.Error(), key+":") {
 			t.Errorf("Validate() = %v, want an error naming %s", err, key)
+		}
+	}
+}
+
+// TestHammerRegistry races streams that connect, replace each other and
+// disconnect against PushPolicy and Workers callers, all released at once.
+func TestHammerRegistry(t *testing.T) {
+	ts := startServer(t, testConfig(), nil)
+	cc := dial(t, ts.addr)
+	const clients, rounds, pushers = 8, 5, 4
+	start := make(chan struct{})
+	var wg, pwg sync.WaitGroup
+	errs := make(chan error, clients*rounds)
+	for i := 0; i < clients; i++ {
+		wg.Go(func() {
+			<-start
+			for r := 0; r < rounds; r++ {
+				if err := hammerSession(cc, fmt.Sprintf("w%d", i%3)); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	stop := make(chan struct{})
+	var pushed atomic.Int64
+	for i := 0; i < pushers; i++ {
+		pwg.Go(func() {
+			<-start
+			for v := uint64(1); ; v++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := pipeline.Policy{Enabled: true, DefaultSampleRate: 1, Version: v}
+				pushed.Add(int64(ts.PushPolicy(func(o *pipeline.Origin) bool { return o.WorkerID != "w2" }, func(*pipeline.Origin) pipeline.Policy { return p })))
+				for _, w := range ts.Workers() {
+					if w.WorkerID == "" || w.ConnectedAt.IsZero() {
+						errs <- fmt.Errorf("incomplete WorkerInfo %+v", w)
+					}
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(stop)
+	pwg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(ts.Workers()); n != 0 {
+		t.Errorf("%d workers still registered after every stream ended", n)
+	}
+	evs := ts.rec.waitFor(t, "a disconnected event per connected one", func(evs []pipeline.Event) bool {
+		return countNamed(evs, EventWorkerDisconnected) == countNamed(evs, EventWorkerConnected)
+	})
+	if countNamed(evs, EventWorkerConnected) != clients*rounds {
+		t.Errorf("connected events = %d, want %d", countNamed(evs, EventWorkerConnected), clients*rounds)
+	}
+	if n := len(ts.rec.events(true)); n > clients*rounds {
+		t.Errorf("%d worker events, want at most %d", n, clients*rounds)
+	}
+	t.Logf("policies pushed: %d", pushed.Load())
+}
+
+// hammerSession runs one stream: Hello, Welcome, one batch, half-close,
+// read to the end. Being replaced by another session is fine.
+func hammerSession(cc *grpc.ClientConn, id string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := pb.NewIngestClient(cc).Stream(ctx)
+	if err != nil {
+		return err
+	}
+	if err := st.Send(hello(id, "")); err != nil {
+		return err
+	}
+	m, err := st.Recv()
+	if err != nil {
+		return err
+	}
+	if m.GetWelcome() == nil {
+		return fmt.Errorf("first message %v", m)
+	}
+	_ = st.Send(batch(namedEvent("python.call.stop", 1)))
+	_ = st.CloseSend()
+	for {
+		_, err := st.Recv()
+		if errors.Is(err, io.EOF) || status.Code(err) == codes.AlreadyExists {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("stream %s ended with %w", id, err)
 		}
 	}
 }
