@@ -585,7 +585,9 @@ func decodeLabel(b []byte, l *pipeline.Label) error {
 		kl := int(b[1])
 		if 2+kl+2 <= len(b) && b[2+kl] == 0x12 && b[3+kl] < 0x80 && 4+kl+int(b[3+kl]) == len(b) {
 			k, v := b[2:2+kl], b[4+kl:]
-			if validUTF8(k) && validUTF8(v) {
+			// The four tag and length bytes are ASCII too, so one check of
+			// the whole entry covers key and value.
+			if validUTF8(b) {
 				if kl > 0 {
 					l.Key = unsafe.String(&k[0], kl)
 				}
