@@ -17,6 +17,10 @@ type Config struct {
 	// MaxMessageBytes is the largest frame accepted from a worker; a larger
 	// one ends that stream with ResourceExhausted. Told to workers in Welcome.
 	MaxMessageBytes int `koanf:"max_message_bytes"`
+	// MaxBatchEvents bounds the events in one frame; a frame with more ends
+	// its stream with ResourceExhausted. Together with max_message_bytes it
+	// bounds the memory one frame can cost.
+	MaxBatchEvents int `koanf:"max_batch_events"`
 	// HelloTimeout is how long a new stream may take to send its Hello.
 	HelloTimeout time.Duration `koanf:"hello_timeout"`
 	// StatsInterval is how often workers are asked to send WorkerStats.
@@ -85,6 +89,7 @@ func DefaultConfig() Config {
 		Listen:               "127.0.0.1:7417",
 		Reflection:           true,
 		MaxMessageBytes:      4 << 20,
+		MaxBatchEvents:       10000,
 		HelloTimeout:         10 * time.Second,
 		StatsInterval:        5 * time.Second,
 		RejectNoticeInterval: time.Second,
@@ -111,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessageBytes < minMessageBytes || c.MaxMessageBytes > MaxMessageBytesLimit {
 		bad("max_message_bytes", "%d is not in [%d, %d]", c.MaxMessageBytes, minMessageBytes, MaxMessageBytesLimit)
+	}
+	if c.MaxBatchEvents < 1 || c.MaxBatchEvents > 1_000_000 {
+		bad("max_batch_events", "%d is not in [1, 1000000]", c.MaxBatchEvents)
 	}
 	positive := func(key string, d time.Duration) {
 		if d <= 0 {

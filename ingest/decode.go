@@ -39,8 +39,19 @@ import (
 // valid UTF-8 (proto3). Anything that is not well-formed wire data is an
 // error wrapping errMalformed, never a panic.
 
-// errMalformed is wrapped by every decode error.
+// errMalformed is wrapped by every decode error for data that is not valid
+// protobuf.
 var errMalformed = errors.New("malformed frame")
+
+// errOverLimit is wrapped by decode errors for valid protobuf that exceeds
+// the decoder's limits (which bound the memory a small frame can cost:
+// every event takes ~120 bytes and every entry 32-56 bytes in memory, from
+// as little as 2 bytes on the wire).
+var errOverLimit = errors.New("frame over limits")
+
+// maxEventEntries bounds measurements plus metadata entries of one event.
+// The catalog keeps far fewer (max_measurements, max_metadata_keys).
+const maxEventEntries = 256
 
 // nameResolver resolves event_parts to the interned dotted event name.
 // *catalog.Catalog implements it; ok is false for unknown names.
@@ -91,6 +102,11 @@ type eventSpan struct {
 // frames and is not safe for concurrent use.
 type decoder struct {
 	names nameResolver // nil: names are joined from parts
+	// maxEvents bounds events per frame and limitEntries enables the
+	// maxEventEntries bound; both off in differential tests against
+	// generated code, which has no limits.
+	maxEvents    int
+	limitEntries bool
 	segs  [][]byte
 	parts []string
 	spans []eventSpan
@@ -280,6 +296,9 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 			b = b[n:]
 		}
 	}
+	if d.maxEvents > 0 && count > d.maxEvents {
+		return nil, 0, fmt.Errorf("%w: %d events in one frame, more than max_batch_events (%d)", errOverLimit, count, d.maxEvents)
+	}
 	if count == 0 {
 		seq, err := d.batchSeq(segs)
 		return nil, seq, err
@@ -437,6 +456,9 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 			return err
 		}
 		b = b[n:]
+	}
+	if d.limitEntries && len(d.ms)+len(d.md)-int(sp.ms0)-int(sp.md0) > maxEventEntries {
+		return fmt.Errorf("%w: more than %d measurements and metadata entries in one event", errOverLimit, maxEventEntries)
 	}
 	ev.SampleRate = wireSampleRate(ev.SampleRate)
 	switch {

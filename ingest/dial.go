@@ -165,7 +165,7 @@ func (s *Server) dialOnce(t DialTarget) (attached bool, err error) {
 		}
 	}()
 
-	dec := newDecoder(s.deps.Checker)
+	dec := s.newDecoder()
 	for buf := range frames {
 		now := time.Now().UnixNano()
 		events := make([]pipeline.Event, 0, min(len(frames)+1, dialBatchMax))

@@ -28,6 +28,7 @@ const (
 	invalidBadHello    = "bad_hello"     // Hello failed validation
 	invalidSecondHello = "second_hello"  // a Hello after the first
 	invalidHelloTime   = "hello_timeout" // no frame at all within hello_timeout
+	invalidOverLimit   = "over_limit"    // too many events, or entries in one event
 )
 
 // metrics holds the server's series. Labels come only from code and the
@@ -65,7 +66,7 @@ func newMetrics(reg *pipeline.Metrics) *metrics {
 	for _, r := range knownReasons() {
 		m.rejectedFor(r)
 	}
-	for _, r := range []string{invalidTooLarge, invalidMalformed, invalidNoHello, invalidBadHello, invalidSecondHello, invalidHelloTime} {
+	for _, r := range []string{invalidTooLarge, invalidMalformed, invalidNoHello, invalidBadHello, invalidSecondHello, invalidHelloTime, invalidOverLimit} {
 		m.invalidFor(r)
 	}
 	return m

@@ -217,6 +217,7 @@ func finalStatus(t *testing.T, cs grpc.ClientStream) (*status.Status, []*pb.Cont
 func TestBadStreams(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxMessageBytes = 4096
+	cfg.MaxBatchEvents = 5
 	ts := startServer(t, cfg, nil)
 	// A second server where nobody can make the Hello deadline.
 	cfg.HelloTimeout = time.Millisecond
@@ -225,6 +226,14 @@ func TestBadStreams(t *testing.T) {
 	big := batch()
 	for i := 0; i < 40; i++ {
 		big.GetBatch().Events = append(big.GetBatch().Events, realisticEvent(i))
+	}
+	many := batch()
+	for i := 0; i < 6; i++ {
+		many.GetBatch().Events = append(many.GetBatch().Events, &pb.Event{})
+	}
+	wide := &pb.Event{Name: "python.call.stop"}
+	for i := 0; i <= maxEventEntries; i++ {
+		wide.Metadata = append(wide.Metadata, &pb.MetadataEntry{})
 	}
 	tests := []struct {
 		name    string
@@ -253,6 +262,10 @@ func TestBadStreams(t *testing.T) {
 			code: codes.InvalidArgument, msg: "invalid UTF-8", invalid: invalidMalformed, welcome: true},
 		{name: "oversized frame", frames: [][]byte{helloBytes, mustMarshal(t, big)},
 			code: codes.ResourceExhausted, msg: "larger than max", invalid: invalidTooLarge, welcome: true},
+		{name: "too many events", frames: [][]byte{helloBytes, mustMarshal(t, many)},
+			code: codes.ResourceExhausted, msg: "6 events in one frame, more than max_batch_events (5)", invalid: invalidOverLimit, welcome: true},
+		{name: "too many entries in one event", frames: [][]byte{helloBytes, mustMarshal(t, batch(wide))},
+			code: codes.ResourceExhausted, msg: "more than 256 measurements and metadata entries", invalid: invalidOverLimit, welcome: true},
 		{name: "no hello in time", frames: nil,
 			code: codes.DeadlineExceeded, msg: "no Hello within hello_timeout", invalid: invalidHelloTime, server: impatient},
 	}

@@ -196,7 +196,7 @@ func (h *streamState) sendWelcome(c *conn) error {
 // RecvMsg. A nil result means the worker half-closed cleanly.
 func (h *streamState) receive() (err error) {
 	s := h.srv
-	dec := newDecoder(s.deps.Checker)
+	dec := s.newDecoder()
 	var c *conn
 	defer func() {
 		if c == nil {
@@ -231,8 +231,15 @@ func (h *streamState) receive() (err error) {
 		s.m.frames.Inc()
 		s.m.bytes.Add(uint64(len(f.buf)))
 		fr, err := dec.decodeFrame(f.buf)
+		if errors.Is(err, errOverLimit) {
+			s.m.invalidFor(invalidOverLimit).Inc()
+			if c != nil {
+				c.setEndReason(invalidOverLimit)
+			}
+			return status.Errorf(codes.ResourceExhausted, "snakepipe: %v", err)
+		}
 		if err != nil {
-			return h.invalid(c, invalidMalformed, "snakepipe: malformed frame: %v", err)
+			return h.invalid(c, invalidMalformed, "snakepipe: %v", err)
 		}
 		switch fr.kind {
 		case frameHello:
@@ -265,6 +272,14 @@ func (h *streamState) receive() (err error) {
 			}
 		}
 	}
+}
+
+// newDecoder returns a decoder with the server's limits.
+func (s *Server) newDecoder() *decoder {
+	d := newDecoder(s.deps.Checker)
+	d.maxEvents = s.cfg.MaxBatchEvents
+	d.limitEntries = true
+	return d
 }
 
 // invalid counts a frame that ends the stream and returns its status.
