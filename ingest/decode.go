@@ -107,9 +107,9 @@ type decoder struct {
 	// generated code, which has no limits.
 	maxEvents    int
 	limitEntries bool
-	segs  [][]byte
-	parts []string
-	spans []eventSpan
+	segs         [][]byte
+	parts        []string
+	spans        []eventSpan
 	// ms and md are the current batch's backing arrays while it is decoded.
 	ms []pipeline.Measurement
 	md []pipeline.Label
