@@ -53,6 +53,11 @@ var errOverLimit = errors.New("frame over limits")
 // The catalog keeps far fewer (max_measurements, max_metadata_keys).
 const maxEventEntries = 256
 
+// maxSmallFrameBytes bounds Hello and WorkerStats frames, which generated
+// code decodes (a 4 MiB stats frame of tiny map entries would otherwise
+// build a million-entry map). A valid Hello is under 16 KiB.
+const maxSmallFrameBytes = 64 << 10
+
 // nameResolver resolves event_parts to the interned dotted event name.
 // *catalog.Catalog implements it; ok is false for unknown names.
 type nameResolver interface {
@@ -102,14 +107,14 @@ type eventSpan struct {
 // frames and is not safe for concurrent use.
 type decoder struct {
 	names nameResolver // nil: names are joined from parts
-	// maxEvents bounds events per frame and limitEntries enables the
-	// maxEventEntries bound; both off in differential tests against
+	// maxEvents bounds events per frame; limits enables maxEventEntries and
+	// maxSmallFrameBytes. Both are off in differential tests against
 	// generated code, which has no limits.
-	maxEvents    int
-	limitEntries bool
-	segs         [][]byte
-	parts        []string
-	spans        []eventSpan
+	maxEvents int
+	limits    bool
+	segs      [][]byte
+	parts     []string
+	spans     []eventSpan
 	// ms and md are the current batch's backing arrays while it is decoded.
 	ms []pipeline.Measurement
 	md []pipeline.Label
@@ -255,6 +260,9 @@ func (d *decoder) decodeFrame(buf []byte) (frame, error) {
 			return frame{}, err
 		}
 		b = b[n:]
+	}
+	if kind != frameBatch && d.limits && len(buf) > maxSmallFrameBytes {
+		return frame{}, fmt.Errorf("%w: %s frame of %d bytes, more than %d", errOverLimit, kind, len(buf), maxSmallFrameBytes)
 	}
 	if kind != frameBatch || superseded {
 		// Rare shapes go through generated code, which also validates
@@ -457,7 +465,7 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 		}
 		b = b[n:]
 	}
-	if d.limitEntries && len(d.ms)+len(d.md)-int(sp.ms0)-int(sp.md0) > maxEventEntries {
+	if d.limits && len(d.ms)+len(d.md)-int(sp.ms0)-int(sp.md0) > maxEventEntries {
 		return fmt.Errorf("%w: more than %d measurements and metadata entries in one event", errOverLimit, maxEventEntries)
 	}
 	ev.SampleRate = wireSampleRate(ev.SampleRate)

@@ -222,6 +222,7 @@ func TestBadStreams(t *testing.T) {
 	// A second server where nobody can make the Hello deadline.
 	cfg.HelloTimeout = time.Millisecond
 	impatient := startServer(t, cfg, nil)
+	roomy := startServer(t, testConfig(), nil) // 4 MiB frames
 	helloBytes := mustMarshal(t, hello("w-bad", ""))
 	big := batch()
 	for i := 0; i < 40; i++ {
@@ -266,6 +267,8 @@ func TestBadStreams(t *testing.T) {
 			code: codes.ResourceExhausted, msg: "6 events in one frame, more than max_batch_events (5)", invalid: invalidOverLimit, welcome: true},
 		{name: "too many entries in one event", frames: [][]byte{helloBytes, mustMarshal(t, batch(wide))},
 			code: codes.ResourceExhausted, msg: "more than 256 measurements and metadata entries", invalid: invalidOverLimit, welcome: true},
+		{name: "huge stats frame", frames: [][]byte{helloBytes, hugeStats(t)},
+			code: codes.ResourceExhausted, msg: "stats frame of", invalid: invalidOverLimit, welcome: true, server: roomy},
 		{name: "no hello in time", frames: nil,
 			code: codes.DeadlineExceeded, msg: "no Hello within hello_timeout", invalid: invalidHelloTime, server: impatient},
 	}
@@ -306,6 +309,15 @@ func TestBadStreams(t *testing.T) {
 	w, _ := connect(t, ts.addr, "w-good", "")
 	w.send(batch(namedEvent("python.call.stop", 1)))
 	ts.rec.waitFor(t, "good event", func([]pipeline.Event) bool { return len(ts.rec.events(true)) == 1 })
+}
+
+// hugeStats is a valid WorkerStats frame of ~100 KB.
+func hugeStats(t *testing.T) []byte {
+	st := &pb.WorkerStats{Dropped: map[string]uint64{}}
+	for i := 0; len(st.Dropped) < 10000; i++ {
+		st.Dropped[fmt.Sprint(i)] = 1
+	}
+	return mustMarshal(t, &pb.WorkerMessage{Msg: &pb.WorkerMessage_Stats{Stats: st}})
 }
 
 // waitMetric waits until a counter reaches want (it is updated by the

@@ -278,7 +278,7 @@ func (h *streamState) receive() (err error) {
 func (s *Server) newDecoder() *decoder {
 	d := newDecoder(s.deps.Checker)
 	d.maxEvents = s.cfg.MaxBatchEvents
-	d.limitEntries = true
+	d.limits = true
 	return d
 }
 
