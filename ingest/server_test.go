@@ -727,3 +727,34 @@ func hammerSession(cc *grpc.ClientConn, id string) error {
 		}
 	}
 }
+
+// A worker that vanishes while the Consumer blocks is unregistered at once;
+// what it had sent is still delivered once the Consumer takes it.
+func TestWorkerGoneWhileConsumerBlocks(t *testing.T) {
+	ts := startServer(t, testConfig(), nil)
+	gate := make(chan struct{})
+	ts.rec.mu.Lock()
+	ts.rec.gate = gate
+	ts.rec.mu.Unlock()
+	w, _ := connect(t, ts.addr, "vanishing", "")
+	w.send(batch(namedEvent("python.call.stop", 1)))
+	w.cancel()
+	deadline := time.Now().Add(waitLimit)
+	for len(ts.Workers()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("worker still registered after its stream was cancelled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	evs := ts.rec.waitFor(t, "disconnected event", func(evs []pipeline.Event) bool { return countNamed(evs, EventWorkerDisconnected) == 1 })
+	last := evs[len(evs)-1]
+	if r, _ := last.Meta("reason"); r != "canceled" {
+		t.Errorf("disconnect reason = %q, want canceled", r)
+	}
+	// The batch may or may not have left the worker before the cancel; if
+	// it reached the host, it reached the Consumer.
+	if n := len(ts.rec.events(true)); n > 1 {
+		t.Errorf("%d worker events, want at most 1", n)
+	}
+}

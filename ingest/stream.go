@@ -92,6 +92,7 @@ func (h *streamState) send() error {
 		replaced    <-chan struct{}
 		notice      <-chan time.Time
 		drain       <-chan time.Time
+		done        = h.ss.Context().Done()
 		seenRejects uint64
 	)
 	defer func() {
@@ -164,6 +165,12 @@ func (h *streamState) send() error {
 
 		case <-drain:
 			return status.Error(codes.Unavailable, msgShuttingDown)
+
+		case <-done:
+			// The worker went away (or the transport broke) while the
+			// receiver may be blocked in the Consumer: unregister now; the
+			// receiver still delivers what it holds, then ends.
+			return status.FromContextError(h.ss.Context().Err()).Err()
 		}
 	}
 }
