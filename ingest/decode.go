@@ -97,12 +97,6 @@ type frame struct {
 	msg *pb.WorkerMessage
 }
 
-// eventSpan records where one event's entries sit in the decoder's scratch
-// slices until the batch's exact-size arrays are allocated.
-type eventSpan struct {
-	ms0, ms1, md0, md1 int32
-}
-
 // decoder decodes frames of one stream. It keeps scratch slices between
 // frames and is not safe for concurrent use.
 type decoder struct {
@@ -114,7 +108,6 @@ type decoder struct {
 	limits    bool
 	segs      [][]byte
 	parts     []string
-	spans     []eventSpan
 	// ms and md are the current batch's backing arrays while it is decoded.
 	ms []pipeline.Measurement
 	md []pipeline.Label
@@ -313,11 +306,11 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 	}
 	events := make([]pipeline.Event, count)
 	// Decode straight into the batch's backing arrays, sized from the
-	// previous batch's entries per event (an underestimate costs one regrow;
-	// slices are fixed up from indices at the end either way).
+	// previous batch's entries per event. An underestimate costs one regrow:
+	// events decoded before it keep pointing into the old array, which
+	// append never writes again, so their entries stay correct.
 	d.ms = makeOrNil[pipeline.Measurement](estimate(count, d.lastMs, d.lastEvents))
 	d.md = makeOrNil[pipeline.Label](estimate(count, d.lastMd, d.lastEvents))
-	d.spans = d.spans[:0]
 	var seq uint64
 	i := 0
 	for _, seg := range segs {
@@ -348,19 +341,9 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 			b = b[n:]
 		}
 	}
-	ms, md := d.ms, d.md
+	d.lastEvents, d.lastMs, d.lastMd = count, len(d.ms), len(d.md)
 	d.ms, d.md = nil, nil // the arrays belong to the batch now
-	d.lastEvents, d.lastMs, d.lastMd = count, len(ms), len(md)
-	for j := range events {
-		sp := d.spans[j]
-		if sp.ms1 > sp.ms0 {
-			events[j].Measurements = ms[sp.ms0:sp.ms1:sp.ms1]
-		}
-		if sp.md1 > sp.md0 {
-			events[j].Metadata = md[sp.md0:sp.md1:sp.md1]
-		}
-	}
-	clear(d.parts) // drop references to this frame's strings
+	clear(d.parts)        // drop references to this frame's strings
 	return events, seq, nil
 }
 
@@ -391,7 +374,7 @@ func (d *decoder) batchSeq(segs [][]byte) (uint64, error) {
 // snakepit.bridge.TelemetryEvent) into ev, appending its entries to the
 // decoder's scratch slices and recording where they are.
 func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
-	sp := eventSpan{ms0: int32(len(d.ms)), md0: int32(len(d.md))}
+	ms0, md0 := len(d.ms), len(d.md)
 	d.parts = d.parts[:0]
 	var name string
 	for len(b) > 0 {
@@ -465,7 +448,7 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 		}
 		b = b[n:]
 	}
-	if d.limits && len(d.ms)+len(d.md)-int(sp.ms0)-int(sp.md0) > maxEventEntries {
+	if d.limits && len(d.ms)+len(d.md)-ms0-md0 > maxEventEntries {
 		return fmt.Errorf("%w: more than %d measurements and metadata entries in one event", errOverLimit, maxEventEntries)
 	}
 	ev.SampleRate = wireSampleRate(ev.SampleRate)
@@ -475,8 +458,14 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 	case len(d.parts) > 0:
 		ev.Name = resolveParts(d.names, d.parts)
 	}
-	sp.ms1, sp.md1 = int32(len(d.ms)), int32(len(d.md))
-	d.spans = append(d.spans, sp)
+	// Capped at their length: a later append reallocates instead of
+	// overwriting the next event's entries.
+	if n := len(d.ms); n > ms0 {
+		ev.Measurements = d.ms[ms0:n:n]
+	}
+	if n := len(d.md); n > md0 {
+		ev.Metadata = d.md[md0:n:n]
+	}
 	return nil
 }
 
@@ -664,17 +653,8 @@ func decodeLabel(b []byte, l *pipeline.Label) error {
 // TelemetryEvent is its own gRPC message) into ev, with its own exact-size
 // measurement and metadata arrays.
 func (d *decoder) decodeSingleEvent(buf []byte, ev *pipeline.Event) error {
-	d.ms, d.md, d.spans = nil, nil, d.spans[:0]
+	d.ms, d.md = nil, nil
 	err := d.decodeEvent(buf, ev)
-	if err == nil {
-		ev.Measurements, ev.Metadata = d.ms[:len(d.ms):len(d.ms)], d.md[:len(d.md):len(d.md)]
-		if len(d.ms) == 0 {
-			ev.Measurements = nil
-		}
-		if len(d.md) == 0 {
-			ev.Metadata = nil
-		}
-	}
 	d.ms, d.md = nil, nil
 	clear(d.parts)
 	return err

@@ -457,3 +457,38 @@ func BenchmarkDecodeCheck(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 }
+
+// A decoder sizes a batch's arrays from the previous batch; a batch with
+// many more entries per event regrows them and must still decode right.
+func TestDecodeRegrow(t *testing.T) {
+	d := newDecoder(knownNames)
+	sparse := batch(&pb.Event{Name: "a.b"}, &pb.Event{Name: "a.c"})
+	if _, err := d.decodeFrame(mustMarshal(t, sparse)); err != nil {
+		t.Fatal(err)
+	}
+	dense := batch()
+	for i := 0; i < 20; i++ {
+		e := &pb.Event{Name: fmt.Sprintf("e.%d", i)}
+		for j := 0; j < 10; j++ {
+			e.Metadata = append(e.Metadata, &pb.MetadataEntry{Key: fmt.Sprintf("k%d", j), Value: fmt.Sprintf("v%d.%d", i, j)})
+			e.Measurements = append(e.Measurements, &pb.MeasurementEntry{Key: fmt.Sprintf("m%d", j), Value: &pb.Value{Value: &pb.Value_IntValue{IntValue: int64(i*100 + j)}}})
+		}
+		dense.GetBatch().Events = append(dense.GetBatch().Events, e)
+	}
+	buf := mustMarshal(t, dense)
+	got, err := d.decodeFrame(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := refDecode(buf, knownNames)
+	if diff := eventsDiff(got.events, want.events); diff != "" {
+		t.Fatal(diff)
+	}
+	// Appending to one event never shows up in another.
+	for i := range got.events {
+		_ = append(got.events[i].Metadata, pipeline.Label{Key: "x"})
+	}
+	if diff := eventsDiff(got.events, want.events); diff != "" {
+		t.Fatalf("after appends: %s", diff)
+	}
+}
