@@ -26,8 +26,9 @@ import (
 //     (unsafe.String), so the frame stays alive while any event does and
 //     must never be written;
 //   - all Measurements of a batch share one backing array, all Metadata
-//     another; each event's slices are capped at their length, so an append
-//     by a later stage reallocates instead of overwriting a neighbour;
+//     another (sized from the previous batch; rarely two after a regrow);
+//     each event's slices are capped at their length, so an append by a
+//     later stage reallocates instead of overwriting a neighbour;
 //   - event_parts are resolved to the catalog's interned name without
 //     joining them.
 //
