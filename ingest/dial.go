@@ -137,12 +137,12 @@ func (s *Server) dialOnce(t DialTarget) (attached bool, err error) {
 				if !ok {
 					continue
 				}
+				c.setPolicyVersion(p.Version)
 				for _, m := range policyToSnakepit(p) {
 					if cs.SendMsg(m) != nil {
 						return // the receive side sees the stream end
 					}
 				}
-				c.setPolicyVersion(p.Version)
 			}
 		}
 	}()

@@ -37,7 +37,8 @@ type WorkerInfo struct {
 	// Stats is the last WorkerStats frame (nil until one arrives).
 	Stats   *WorkerStats
 	StatsAt time.Time
-	// PolicyVersion is the version of the last policy sent down the stream.
+	// PolicyVersion is the version of the last policy sent (or being sent)
+	// down the stream.
 	PolicyVersion uint64
 }
 

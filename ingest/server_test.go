@@ -568,7 +568,7 @@ func TestMaxStreams(t *testing.T) {
 	ts := startServer(t, cfg, nil)
 	connect(t, ts.addr, "one", "")
 	w := openStream(t, ts.addr)
-	w.send(hello("two", ""))
+	_ = w.stream.Send(hello("two", "")) // io.EOF if the host already refused the stream
 	if _, err := w.recvUntilError(); status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("second stream: %v, want ResourceExhausted", err)
 	}

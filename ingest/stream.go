@@ -130,10 +130,10 @@ func (h *streamState) send() error {
 
 		case <-wake:
 			if p, ok := c.takePolicy(); ok {
+				c.setPolicyVersion(p.Version)
 				if err := h.ss.SendMsg(&pb.ControlMessage{Control: &pb.ControlMessage_Policy{Policy: policyToProto(p)}}); err != nil {
 					return err
 				}
-				c.setPolicyVersion(p.Version)
 			}
 
 		case <-notice:
@@ -192,11 +192,8 @@ func (h *streamState) sendWelcome(c *conn) error {
 		MaxMessageBytes: uint32(s.cfg.MaxMessageBytes),
 		StatsIntervalMs: uint32(s.cfg.StatsInterval.Milliseconds()),
 	}
-	if err := h.ss.SendMsg(&pb.ControlMessage{Control: &pb.ControlMessage_Welcome{Welcome: w}}); err != nil {
-		return err
-	}
 	c.setPolicyVersion(p.Version)
-	return nil
+	return h.ss.SendMsg(&pb.ControlMessage{Control: &pb.ControlMessage_Welcome{Welcome: w}})
 }
 
 // receive runs on the stream's receive goroutine: it is the only caller of
