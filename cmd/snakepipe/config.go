@@ -26,6 +26,7 @@ import (
 
 	"github.com/snakepipe/snakepipe/catalog"
 	"github.com/snakepipe/snakepipe/control"
+	"github.com/snakepipe/snakepipe/ingest"
 	"github.com/snakepipe/snakepipe/pipeline"
 	"github.com/snakepipe/snakepipe/plugins"
 )
@@ -41,6 +42,7 @@ var defaultConfigYAML []byte
 // pipeline.DefaultPipelineConfig.
 type Config struct {
 	Log     LogConfig           `koanf:"log"`
+	Ingest  ingest.Config       `koanf:"ingest"`
 	Catalog catalog.Config      `koanf:"catalog"`
 	Policy  pipeline.Policy     `koanf:"policy"`
 	Admin   control.AdminConfig `koanf:"admin"`
@@ -76,6 +78,7 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Log:       LogConfig{Level: "info", Format: "text"},
+		Ingest:    ingest.DefaultConfig(),
 		Catalog:   catalog.DefaultConfig(),
 		Policy:    pipeline.DefaultPolicy(),
 		Admin:     control.DefaultAdminConfig(),
@@ -318,6 +321,7 @@ func decodeConfig(raw map[string]any, f pipeline.Factories) (*Config, error) {
 		}
 	}
 	collect("log", cfg.Log.Validate())
+	collect("ingest", cfg.Ingest.Validate())
 	collect("catalog", cfg.Catalog.Validate())
 	collect("policy", stripSentinel(cfg.Policy.Validate(), pipeline.ErrBadPolicy))
 	collect("admin", cfg.Admin.Validate())

@@ -26,7 +26,9 @@ type command struct {
 
 // commands is every subcommand, in the order `snakepipe --help` lists them.
 var commands = []*command{
+	runCommand,
 	validateCommand,
+	demoCommand,
 	versionCommand,
 }
 
