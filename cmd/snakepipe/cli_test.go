@@ -56,7 +56,7 @@ func TestCLIHelpAndErrors(t *testing.T) {
 		{name: "validate help", args: []string{"validate", "-h"}, code: 0, stdout: []string{"Usage: snakepipe validate [-c FILE]", "-c FILE"}},
 		{name: "bad flag", args: []string{"run", "--lisen", "x"}, code: 2, stderr: []string{"flag provided but not defined: -lisen"}},
 		{name: "stray argument", args: []string{"validate", "extra"}, code: 2, stderr: []string{`unexpected argument "extra"`}},
-		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"snakepipe dev\n", "commit:", "go:      go1."}},
+		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"snakepipe dev\n", "commit:", "go:       go1.", "protocol: snakepipe.v1 (version 1)\n", "plugins:  ABI v1\n", "wazero:   v"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/snakepipe/snakepipe/ingest"
+	"github.com/snakepipe/snakepipe/plugins"
 )
 
 // version and commit are set at build time by the Makefile:
@@ -16,7 +19,7 @@ var (
 
 var versionCommand = &command{
 	name:    "version",
-	summary: "print the version, commit, Go and wazero versions",
+	summary: "print the version, commit, protocol, plugin ABI, Go and wazero versions",
 	run:     runVersion,
 }
 
@@ -24,7 +27,8 @@ const versionHelp = `
 Usage: snakepipe version
 
 Prints snakepipe's version and commit, the Go version it was built with,
-and the wazero (WebAssembly runtime) version when it is linked in.
+the worker protocol and plugin ABI versions it speaks, and the wazero
+(WebAssembly runtime) version.
 `
 
 func runVersion(_ context.Context, c *cli, args []string) int {
@@ -56,9 +60,10 @@ func versionText() string {
 	if rev == "" {
 		rev = "unknown"
 	}
-	out := fmt.Sprintf("snakepipe %s\ncommit:  %s\ngo:      %s %s/%s\n", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	out := fmt.Sprintf("snakepipe %s\ncommit:   %s\ngo:       %s %s/%s\nprotocol: snakepipe.v1 (version %d)\nplugins:  ABI v%d\n",
+		version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH, ingest.ProtocolVersion, plugins.ABIVersion)
 	if wazero != "" {
-		out += fmt.Sprintf("wazero:  %s\n", wazero)
+		out += fmt.Sprintf("wazero:   %s\n", wazero)
 	}
 	return out
 }

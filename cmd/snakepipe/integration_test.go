@@ -418,3 +418,16 @@ func TestServiceAdmin(t *testing.T) {
 		t.Errorf("/metrics = %d, lacks the pipeline queue gauge:\n%.2000s", code, body)
 	}
 }
+
+// TestCtlAgainstService: `snakepipe ctl workers` lists a connected worker
+// of a running service (the admin API end to end).
+func TestCtlAgainstService(t *testing.T) {
+	svc := startService(t, fileSinkConfig(t.TempDir(), ""), "SNAKEPIPE_ADMIN__LISTEN=127.0.0.1:0")
+	defer func() { _ = svc.Shutdown(context.Background()) }()
+	w := dialWorker(t, svc.IngestAddr(), "ctl-worker-7")
+	defer w.finish()
+	code, stdout, stderr := runCLI(t, nil, "ctl", "--admin", svc.AdminAddr(), "workers")
+	if code != 0 || !strings.Contains(stdout, "ctl-worker-7") || !strings.Contains(stdout, "pool-a") {
+		t.Errorf("ctl workers: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}

@@ -29,6 +29,7 @@ var commands = []*command{
 	runCommand,
 	validateCommand,
 	demoCommand,
+	ctlCommand,
 	versionCommand,
 }
 
