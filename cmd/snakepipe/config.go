@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -486,6 +487,7 @@ func decodeInto(key string, body any, out any) []*ConfigError {
 		Result:      out,
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			durationNeedsUnit,
+			wholeNumbers,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc(),
 		),
@@ -574,6 +576,26 @@ func durationNeedsUnit(from, to reflect.Type, data any) (any, error) {
 	case float64:
 		if v != 0 {
 			return nil, fmt.Errorf("%v has no unit: write a duration like \"1.5s\"", v)
+		}
+	}
+	return data, nil
+}
+
+// wholeNumbers refuses fractions for integer keys ("workers: 2.5" would
+// otherwise become 2). JSON numbers arrive as floats, so 2.0 is fine.
+func wholeNumbers(_, to reflect.Type, data any) (any, error) {
+	f, ok := data.(float64)
+	if !ok {
+		return data, nil
+	}
+	switch to.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if to == reflect.TypeFor[time.Duration]() {
+			return data, nil // durationNeedsUnit explains
+		}
+		if f != math.Trunc(f) || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, fmt.Errorf("%v is not a whole number", f)
 		}
 	}
 	return data, nil

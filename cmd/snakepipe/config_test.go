@@ -158,6 +158,11 @@ func TestLoadFormats(t *testing.T) {
 			if got := cfg.Pipelines["default"].Sinks; !slices.Equal(got, []string{"store/main"}) {
 				t.Errorf("pipelines.default.sinks = %v", got)
 			}
+			if name == "good.json" { // JSON numbers are floats until decoded
+				if p := cfg.Pipelines["default"]; p.Workers != 3 || p.Queue.MaxEvents != 100 {
+					t.Errorf("pipelines.default = %+v", p)
+				}
+			}
 		})
 	}
 }
@@ -194,6 +199,7 @@ func TestLoadErrors(t *testing.T) {
 		}},
 		{"bad_types.yaml", []string{
 			"log.level: expected string, got a list ([info])",
+			"pipelines.default.queue.max_events: 2.5 is not a whole number",
 			"pipelines.default.sinks: expected a list, got a string",
 			"pipelines.default.workers: expected int, got a string (two)",
 			"stages.fake/a.patterns: expected a list, got a string",
