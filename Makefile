@@ -20,7 +20,7 @@ include mk/*.mk
 .PHONY: build run test test-go generate check lint bench bench-go plugins clean
 
 build: ## Build bin/snakepipe
-	$(GO) build -o $(BIN)/snakepipe ./cmd/snakepipe
+	$(GO) build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/snakepipe ./cmd/snakepipe
 
 run: build ## Run snakepipe on the embedded default config, with a demo client streaming a few events
 	$(BIN)/snakepipe demo

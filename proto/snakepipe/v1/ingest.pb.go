@@ -132,7 +132,9 @@ func (*WorkerMessage_Batch) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Stats) isWorkerMessage_Msg() {}
 
-// Hello identifies the worker process. It must be the first frame.
+// Hello identifies the worker process. It must be the first frame, sent
+// within the host's hello_timeout; a second Hello ends the stream with
+// INVALID_ARGUMENT.
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable id of the worker process, unique within the fleet
@@ -145,7 +147,9 @@ type Hello struct {
 	// Name and version of the client library, e.g. "snakepipe-python", "0.1.0".
 	LibraryName    string `protobuf:"bytes,5,opt,name=library_name,json=libraryName,proto3" json:"library_name,omitempty"`
 	LibraryVersion string `protobuf:"bytes,6,opt,name=library_version,json=libraryVersion,proto3" json:"library_version,omitempty"`
-	// Protocol version the worker speaks. This file describes version 1.
+	// Highest protocol revision the worker speaks (>= 1). The host answers
+	// in Welcome.protocol_version with the revision used on this stream.
+	// This file describes revision 1.
 	ProtocolVersion uint32 `protobuf:"varint,7,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	// Free labels describing the worker (model name, region, ...). Bounded by
 	// the host's metadata limits; never used as metric labels.
@@ -1179,7 +1183,8 @@ func (x *Policy) GetVersion() uint64 {
 type Welcome struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Policy *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
-	// Protocol version the host speaks (1).
+	// Protocol revision used on this stream: the lower of the worker's
+	// Hello.protocol_version and the host's own (1).
 	ProtocolVersion uint32 `protobuf:"varint,2,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	// Host identity, for diagnostics.
 	HostId string `protobuf:"bytes,3,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
@@ -1256,7 +1261,9 @@ func (x *Welcome) GetStatsIntervalMs() uint32 {
 	return 0
 }
 
-// RejectNotice tells the worker what the host rejected of its events.
+// RejectNotice tells the worker what the host rejected of its events. Sent
+// at most once per reject_notice_interval (1 s), only when the counts
+// changed; counts are per stream.
 type RejectNotice struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Cumulative rejects by reason ("unknown_event", "unknown_measurement",
@@ -1315,8 +1322,8 @@ func (x *RejectNotice) GetRecentUnknownNames() []string {
 // GoAway tells the worker the host is closing the stream.
 type GoAway struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "shutdown", "overloaded", "replaced" (another stream took this
-	// worker_id).
+	// "shutdown", "replaced" (another stream took this worker_id);
+	// "overloaded" is reserved.
 	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Suggested wait before reconnecting, in milliseconds.
 	ReconnectAfterMs uint32 `protobuf:"varint,2,opt,name=reconnect_after_ms,json=reconnectAfterMs,proto3" json:"reconnect_after_ms,omitempty"`

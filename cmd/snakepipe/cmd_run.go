@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/snakepipe/snakepipe/pipeline"
+)
+
+var runCommand = &command{
+	name:    "run",
+	summary: "run the pipeline (on the built-in config without -c)",
+	run:     runRun,
+}
+
+const runHelp = `
+Usage: snakepipe run [-c FILE] [--listen ADDR] [--admin ADDR] [--log-level LEVEL] [--log-format FORMAT]
+
+Runs snakepipe until SIGINT or SIGTERM. Workers connect to the ingest
+listener; events that pass the catalog go through the configured pipelines
+to their sinks. Without -c the built-in config is used: ingest on
+127.0.0.1:7417, admin API on 127.0.0.1:7418, events printed to stderr.
+
+The config is the file, then SNAKEPIPE_ environment variables
+(SNAKEPIPE_LOG__LEVEL=debug sets log.level), then these flags. An invalid
+config is refused with every problem listed.
+
+On SIGINT/SIGTERM snakepipe stops accepting, tells workers to go away,
+delivers everything already accepted to the sinks, flushes them and exits 0.
+A second signal exits at once.
+
+Examples:
+  snakepipe run
+  snakepipe run -c /etc/snakepipe/snakepipe.yaml
+  snakepipe run --listen 0.0.0.0:7417 --log-level debug
+`
+
+func runRun(ctx context.Context, c *cli, args []string) int {
+	fs := newFlagSet(c, "run", runHelp)
+	var cf configFlags
+	cf.register(fs, true)
+	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take before what is still queued is dropped (and counted)")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	out := pipeline.NewSyncWriter(c.stderr)
+	fac := builtinFactories(out, nil)
+	cfg, err := cf.load(c, fs, fac)
+	if err == nil {
+		err = checkConfig(cfg)
+	}
+	if err != nil {
+		printConfigErrors(c.stderr, cf.source(), err)
+		return 1
+	}
+	log := newLogger(cfg.Log, out)
+	log.Info("config loaded", "source", cf.source())
+
+	sigs, stop := c.signals()
+	defer stop()
+	svc, err := NewService(ctx, cfg, ServiceOptions{Logger: log, Stderr: out})
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	if err := svc.Start(ctx); err != nil {
+		log.Error("cannot start", "error", err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			log.Error("the address is taken: is another snakepipe running? Pick another with --listen / --admin")
+		}
+		return 1
+	}
+	return serveUntilSignal(ctx, c, log, sigs, *grace, nil, svc.Shutdown)
+}
+
+// serveUntilSignal waits for a signal (or ctx), then shuts down
+// gracefully within grace; a second signal exits at once. before, if set,
+// runs first on shutdown (demo stops its client there).
+func serveUntilSignal(ctx context.Context, c *cli, log hclog.Logger, sigs <-chan os.Signal, grace time.Duration,
+	before func(), shutdown func(context.Context) error) int {
+	select {
+	case sig := <-sigs:
+		log.Info("signal received, shutting down gracefully (send it again to exit at once)", "signal", sig.String())
+	case <-ctx.Done():
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(c.stderr, "snakepipe: second %s: exiting at once\n", sig)
+			c.exit(1)
+		case <-done:
+		}
+	}()
+	defer close(done)
+	if before != nil {
+		before()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := shutdown(sctx); err != nil {
+		return 1
+	}
+	return 0
+}

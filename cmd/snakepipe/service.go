@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/snakepipe/snakepipe/catalog"
+	"github.com/snakepipe/snakepipe/control"
+	"github.com/snakepipe/snakepipe/ingest"
+	"github.com/snakepipe/snakepipe/pipeline"
+	"github.com/snakepipe/snakepipe/plugins"
+)
+
+// Service is one running snakepipe: ingest → host-side policy enforcement →
+// tap → the pipeline graph, plus the admin API. `run`, `demo` and the
+// integration tests all build it the same way.
+type Service struct {
+	log     hclog.Logger
+	metrics *pipeline.Metrics
+	cfg     *Config
+
+	catalog *catalog.Catalog
+	store   *control.Store
+	graph   *pipeline.Graph
+	input   *pipeline.Switch // what ingest feeds; a reload swaps the graph behind it
+	tap     *control.Tap
+	ingest  *ingest.Server
+	admin   *control.Admin // nil when admin.listen is ""
+	plugins *plugins.Host
+
+	started []pipeline.Component // in start order, for rollback and shutdown
+	ready   atomic.Bool          // Start finished and Shutdown has not begun
+}
+
+// ServiceOptions is what NewService needs besides the config.
+type ServiceOptions struct {
+	Logger  hclog.Logger
+	Metrics *pipeline.Metrics // nil: a new registry
+	// Stderr is where the stderr sink writes: the SyncWriter the logger
+	// shares (nil: discard).
+	Stderr io.Writer
+}
+
+// NewService builds every part from a loaded config. Nothing listens until
+// Start.
+func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service, error) {
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	m := opts.Metrics
+	if m == nil {
+		m = pipeline.NewMetrics()
+	}
+	s := &Service{log: log, metrics: m, cfg: cfg}
+
+	cat, err := catalog.New(cfg.Catalog)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	s.catalog = cat
+	store, err := control.NewStore(cfg.Policy, control.StoreOptions{StateFile: cfg.Admin.StateFile})
+	if err != nil {
+		return nil, err
+	}
+	s.store = store
+
+	host, err := plugins.NewHost(cfg.Plugins, log.Named("plugins"), m)
+	if err != nil {
+		return nil, err
+	}
+	s.plugins = host
+	stderr := opts.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	fac := builtinFactories(stderr, host,
+		plugins.WithValidator(catalogPatchValidator{cat}),
+		plugins.WithDeadLetters(plugins.DeadLettersFunc(func(ctx context.Context, id pipeline.ComponentID, b *pipeline.Batch, cause error) error {
+			return s.graph.DeadLetter(ctx, id, b, cause) // stages run only after s.graph is set
+		})))
+
+	exporters := make(map[pipeline.ComponentID]pipeline.ExporterConfig, len(cfg.Sinks))
+	for id, sc := range cfg.Sinks {
+		exporters[id] = sc.Exporter
+	}
+	g, err := pipeline.NewGraph(ctx, pipeline.GraphSettings{
+		Logger:  log.Named("pipeline"),
+		Metrics: m,
+		WrapSink: func(set pipeline.Settings, sk pipeline.Sink) (pipeline.Sink, error) {
+			return pipeline.NewExporter(set, sk, exporters[set.ID]), nil
+		},
+	}, fac, cfg.Graph())
+	if err != nil {
+		return nil, errors.Join(err, host.Close(ctx))
+	}
+	s.graph = g
+	s.input = pipeline.NewSwitch(g)
+	s.tap = control.NewTap(s.input, cfg.Admin.TapMaxEventsPerSecond)
+
+	srv, err := ingest.New(
+		pipeline.Settings{ID: pipeline.ComponentID{Type: "ingest"}, Logger: log.Named("ingest"), Metrics: m},
+		cfg.Ingest,
+		ingest.Deps{
+			Consumer: control.NewEnforcer(store, s.tap, m),
+			Checker:  cat,
+			Policy:   store,
+		})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("ingest: %w", err), g.Shutdown(ctx), host.Close(ctx))
+	}
+	s.ingest = srv
+	store.SetSender(srv)
+
+	if cfg.Admin.Listen != "" {
+		a, err := control.NewAdmin(
+			pipeline.Settings{ID: pipeline.ComponentID{Type: "admin"}, Logger: log.Named("admin"), Metrics: m},
+			cfg.Admin,
+			control.AdminDeps{
+				Store:   store,
+				Workers: func() []control.WorkerInfo { return workerInfos(srv.Workers()) },
+				Metrics: m,
+				Tap:     s.tap,
+				Plugins: pluginManagerFor(host, cfg),
+				Ready:   s.readiness,
+			})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("admin: %w", err), g.Shutdown(ctx), host.Close(ctx))
+		}
+		s.admin = a
+	}
+	return s, nil
+}
+
+// Start starts the graph (sinks, then stages, then pipeline workers), then
+// ingest, then the admin API. If one fails, what started is shut down
+// again.
+func (s *Service) Start(ctx context.Context) error {
+	parts := []pipeline.Component{s.graph, s.ingest}
+	if s.admin != nil {
+		parts = append(parts, s.admin)
+	}
+	for _, p := range parts {
+		if err := p.Start(ctx); err != nil {
+			// The parts' errors already name themselves ("ingest: listen ...").
+			return errors.Join(err, s.shutdownStarted(ctx))
+		}
+		s.started = append(s.started, p)
+	}
+	for _, w := range s.cfg.Warnings {
+		s.log.Warn("config: " + w)
+	}
+	s.ready.Store(true)
+	s.log.Info("snakepipe started", "ingest", s.IngestAddr(), "admin", s.AdminAddr(), "pipelines", s.graph.Pipelines())
+	return nil
+}
+
+// readiness is /readyz: ready once every listener is up and the sinks
+// have started, until shutdown begins.
+func (s *Service) readiness() error {
+	if !s.ready.Load() {
+		return errors.New("starting or shutting down")
+	}
+	return nil
+}
+
+// IngestAddr is the address workers connect to (after Start).
+func (s *Service) IngestAddr() string {
+	if a := s.ingest.Addr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// AdminAddr is the admin API's address, "" when it is off.
+func (s *Service) AdminAddr() string {
+	if s.admin == nil {
+		return ""
+	}
+	return s.admin.Addr()
+}
+
+// Metrics is the service's registry.
+func (s *Service) Metrics() *pipeline.Metrics { return s.metrics }
+
+// Shutdown stops upstream first: the admin API, then ingest (GoAway, drain
+// the streams into the pipeline, end them), then the graph (every queued
+// batch to the sinks, then stages, then sinks flush), within ctx.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	s.log.Info("shutting down")
+	err := s.shutdownStarted(ctx)
+	if err != nil {
+		s.log.Error("shutdown finished with errors", "error", err)
+		return err
+	}
+	s.log.Info("shutdown complete")
+	return nil
+}
+
+func (s *Service) shutdownStarted(ctx context.Context) error {
+	var errs []error
+	for i := len(s.started) - 1; i >= 0; i-- {
+		if err := s.started[i].Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.started = nil
+	// A graph that never started still owns created components. The plugin
+	// host goes last: wasm stages are shut down by then.
+	errs = append(errs, s.graph.Shutdown(ctx), s.plugins.Close(ctx))
+	return errors.Join(errs...)
+}
+
+// workerInfos converts ingest's view of the connected workers to what the
+// admin API lists.
+func workerInfos(ws []ingest.WorkerInfo) []control.WorkerInfo {
+	out := make([]control.WorkerInfo, 0, len(ws))
+	for _, w := range ws {
+		ci := control.WorkerInfo{
+			WorkerID:       w.WorkerID,
+			Pool:           w.Pool,
+			Hostname:       w.Hostname,
+			Addr:           w.Addr,
+			Library:        strings.TrimSpace(w.LibraryName + " " + w.LibraryVersion),
+			PID:            w.PID,
+			ConnectedSince: w.ConnectedAt,
+			EventsReceived: w.EventsReceived,
+			Rejected:       w.EventsRejected,
+			PolicyVersion:  w.PolicyVersion,
+		}
+		if since := time.Since(w.ConnectedAt).Seconds(); since > 0 {
+			ci.EventsPerSecond = float64(w.EventsReceived) / since
+		}
+		if w.Stats != nil {
+			ci.QueueDepth = w.Stats.QueueDepth
+			ci.QueueCapacity = w.Stats.QueueCapacity
+			ci.Dropped = w.Stats.Dropped
+		}
+		out = append(out, ci)
+	}
+	return out
+}
+
+// catalogPatchValidator lets wasm enrich plugins' patches be checked by the
+// catalog (allowed measurement keys and types, sanitized metadata).
+type catalogPatchValidator struct{ c *catalog.Catalog }
+
+func (v catalogPatchValidator) CheckMeasurement(event, key string, val pipeline.Value) error {
+	return v.c.CheckMeasurement(event, key, val)
+}
+
+func (v catalogPatchValidator) SanitizeLabel(key, value string) (string, string, error) {
+	k, val, _, err := v.c.SanitizeLabel(key, value)
+	return k, val, err
+}
+
+// pluginManager is the admin API's view of the plugin host.
+type pluginManager struct{ h *plugins.Host }
+
+// pluginManagerFor returns nil when no wasm stage is configured.
+func pluginManagerFor(h *plugins.Host, cfg *Config) control.PluginManager {
+	for id := range cfg.Stages {
+		if id.Type == plugins.TypeName {
+			return pluginManager{h}
+		}
+	}
+	return nil
+}
+
+func pluginInfo(v plugins.Version) control.PluginInfo {
+	return control.PluginInfo{
+		Name:    v.Plugin,
+		Path:    v.Path,
+		Kind:    v.Kind.String(),
+		SHA256:  v.SHA256,
+		State:   "running",
+		Version: v.Seq,
+		Loaded:  v.LoadedAt,
+	}
+}
+
+func (p pluginManager) Plugins() []control.PluginInfo {
+	vs := p.h.Plugins()
+	out := make([]control.PluginInfo, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, pluginInfo(v))
+	}
+	return out
+}
+
+func (p pluginManager) Reload(ctx context.Context, name string) (control.PluginInfo, error) {
+	v, err := p.h.Reload(ctx, name)
+	if errors.Is(err, plugins.ErrUnknownPlugin) {
+		return control.PluginInfo{}, fmt.Errorf("%w: %w", control.ErrUnknownPlugin, err)
+	}
+	if err != nil {
+		return control.PluginInfo{}, err
+	}
+	return pluginInfo(v), nil
+}

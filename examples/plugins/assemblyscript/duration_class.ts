@@ -1,0 +1,42 @@
+// duration_class: the example enrich plugin in AssemblyScript. An event with
+// a measurement duration (int or float) gets metadata duration_class = fast
+// (duration < fast_ns, default 1000000), slow (duration >= slow_ns, default
+// 100000000) or normal. Events without duration are unchanged.
+import {
+  Config, Event, KIND_INT, KIND_FLOAT, Patch, onEnrich, onInit, utf8,
+} from "../../../plugins/sdk/assemblyscript/assembly/index";
+export { snk_abi_version, snk_in_buf, snk_init, snk_enrich } from "../../../plugins/sdk/assemblyscript/assembly/index";
+
+const DURATION = utf8("duration");
+const FAST_NS = utf8("fast_ns");
+const SLOW_NS = utf8("slow_ns");
+const DURATION_CLASS = utf8("duration_class");
+const FAST = utf8("fast");
+const SLOW = utf8("slow");
+const NORMAL = utf8("normal");
+
+let fastNs: i64 = 1000000;
+let slowNs: i64 = 100000000;
+
+onInit((cfg: Config): bool => {
+  if (!cfg.only([FAST_NS, SLOW_NS])) return false;
+  fastNs = cfg.i64(FAST_NS, 1000000);
+  slowNs = cfg.i64(SLOW_NS, 100000000);
+  return cfg.ok;
+});
+
+onEnrich((e: Event, p: Patch): void => {
+  const kind = e.number(DURATION);
+  let fast = false;
+  let slow = false;
+  if (kind == KIND_INT) {
+    fast = e.int < fastNs;
+    slow = e.int >= slowNs;
+  } else if (kind == KIND_FLOAT) {
+    fast = e.float < <f64>fastNs;
+    slow = e.float >= <f64>slowNs;
+  } else {
+    return;
+  }
+  p.setMetadata(DURATION_CLASS, fast ? FAST : slow ? SLOW : NORMAL);
+});

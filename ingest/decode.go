@@ -1,0 +1,662 @@
+package ingest
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snakepipe/snakepipe/pipeline"
+	pb "github.com/snakepipe/snakepipe/proto/snakepipe/v1"
+)
+
+// This file is the hot path: it decodes WorkerMessage / EventBatch / Event
+// wire bytes straight into pipeline.Events, with the same result as
+// proto.Unmarshal into the generated types followed by a conversion
+// (decode_test.go checks that by differential fuzzing), but without building
+// the generated messages:
+//
+//   - the frame is one []byte owned by the batch; every string aliases it
+//     (unsafe.String), so the frame stays alive while any event does and
+//     must never be written;
+//   - all Measurements of a batch share one backing array, all Metadata
+//     another (sized from the previous batch; rarely two after a regrow);
+//     each event's slices are capped at their length, so an append by a
+//     later stage reallocates instead of overwriting a neighbour;
+//   - event_parts are resolved to the catalog's interned name without
+//     joining them.
+//
+// Semantics follow the protobuf spec as the generated code implements it:
+// unknown fields and known fields with an unexpected wire type are skipped;
+// for a repeated message field every occurrence is a new element; a
+// non-repeated message field that occurs twice is merged (its scalars: last
+// one wins); of a oneof the last member on the wire wins; strings must be
+// valid UTF-8 (proto3). Anything that is not well-formed wire data is an
+// error wrapping errMalformed, never a panic.
+
+// errMalformed is wrapped by every decode error for data that is not valid
+// protobuf.
+var errMalformed = errors.New("malformed frame")
+
+// errOverLimit is wrapped by decode errors for valid protobuf that exceeds
+// the decoder's limits (which bound the memory a small frame can cost:
+// every event takes ~120 bytes and every entry 32-56 bytes in memory, from
+// as little as 2 bytes on the wire).
+var errOverLimit = errors.New("frame over limits")
+
+// maxEventEntries bounds measurements plus metadata entries of one event.
+// The catalog keeps far fewer (max_measurements, max_metadata_keys).
+const maxEventEntries = 256
+
+// maxSmallFrameBytes bounds Hello and WorkerStats frames, which generated
+// code decodes (a 4 MiB stats frame of tiny map entries would otherwise
+// build a million-entry map). A valid Hello is under 16 KiB.
+const maxSmallFrameBytes = 64 << 10
+
+// nameResolver resolves event_parts to the interned dotted event name.
+// *catalog.Catalog implements it; ok is false for unknown names.
+type nameResolver interface {
+	LookupParts(parts []string) (name string, ok bool)
+}
+
+// frameKind is which WorkerMessage oneof member a frame carries.
+type frameKind uint8
+
+const (
+	frameEmpty frameKind = iota // no member set (or only unknown fields)
+	frameHello
+	frameBatch
+	frameStats
+)
+
+func (k frameKind) String() string {
+	switch k {
+	case frameHello:
+		return "hello"
+	case frameBatch:
+		return "batch"
+	case frameStats:
+		return "stats"
+	default:
+		return "empty"
+	}
+}
+
+// frame is one decoded WorkerMessage.
+type frame struct {
+	kind frameKind
+	// events and seq are set for frameBatch.
+	events []pipeline.Event
+	seq    uint64
+	// msg is set for frameHello and frameStats (generated code: rare frames).
+	msg *pb.WorkerMessage
+}
+
+// decoder decodes frames of one stream. It keeps scratch slices between
+// frames and is not safe for concurrent use.
+type decoder struct {
+	names nameResolver // nil: names are joined from parts
+	// maxEvents bounds events per frame; limits enables maxEventEntries and
+	// maxSmallFrameBytes. Both are off in differential tests against
+	// generated code, which has no limits.
+	maxEvents int
+	limits    bool
+	segs      [][]byte
+	parts     []string
+	// ms and md are the current batch's backing arrays while it is decoded.
+	ms []pipeline.Measurement
+	md []pipeline.Label
+	// Entries per event of the previous batch, to size the next one.
+	lastEvents, lastMs, lastMd int
+}
+
+// estimate scales the previous batch's entry count to count events, with a
+// little headroom.
+func estimate(count, lastEntries, lastEvents int) int {
+	if lastEvents == 0 {
+		return count * 4
+	}
+	return (count*lastEntries+lastEvents-1)/lastEvents + 2
+}
+
+func makeOrNil[T any](n int) []T {
+	if n == 0 {
+		return nil
+	}
+	return make([]T, 0, n)
+}
+
+func newDecoder(names nameResolver) *decoder {
+	return &decoder{names: names}
+}
+
+func malformed(what string, n int) error {
+	return fmt.Errorf("%w: %s: %w", errMalformed, what, protowire.ParseError(n))
+}
+
+// consumeTag is protowire.ConsumeTag with a fast path for one-byte tags.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		num := protowire.Number(b[0] >> 3)
+		if num == 0 {
+			return 0, 0, -1
+		}
+		return num, protowire.Type(b[0] & 7), 1
+	}
+	num, typ, n := protowire.ConsumeTag(b)
+	if n >= 0 && num > protowire.MaxValidNumber {
+		// protowire accepts up to MaxInt32; the protobuf spec (and
+		// generated code) only up to 2^29-1.
+		return 0, 0, -2
+	}
+	return num, typ, n
+}
+
+// consumeVarint is protowire.ConsumeVarint with a fast path for one byte.
+func consumeVarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return protowire.ConsumeVarint(b)
+}
+
+// consumeBytes is protowire.ConsumeBytes with a fast path for one-byte
+// lengths.
+func consumeBytes(b []byte) ([]byte, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		l := int(b[0])
+		if l+1 > len(b) {
+			return nil, -1 // truncated, as protowire reports it
+		}
+		return b[1 : 1+l : 1+l], 1 + l
+	}
+	return protowire.ConsumeBytes(b)
+}
+
+// skip consumes one unknown field's value.
+func skip(num protowire.Number, typ protowire.Type, b []byte, what string) (int, error) {
+	n := protowire.ConsumeFieldValue(num, typ, b)
+	if n < 0 {
+		return 0, malformed(what, n)
+	}
+	return n, nil
+}
+
+// aliasString returns v as a string sharing v's memory, checking that it is
+// valid UTF-8 as proto3 requires.
+func aliasString(v []byte, what string) (string, error) {
+	if len(v) == 0 {
+		return "", nil
+	}
+	if !validUTF8(v) {
+		return "", fmt.Errorf("%w: %s: invalid UTF-8", errMalformed, what)
+	}
+	return unsafe.String(&v[0], len(v)), nil
+}
+
+// validUTF8 is utf8.Valid with an inlinable ASCII fast path, 8 bytes at a
+// time: telemetry strings are nearly always ASCII.
+func validUTF8(v []byte) bool {
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		if binary.LittleEndian.Uint64(v[i:])&0x8080808080808080 != 0 {
+			return utf8.Valid(v[i:])
+		}
+	}
+	for ; i < len(v); i++ {
+		if v[i] >= 0x80 {
+			return utf8.Valid(v[i:])
+		}
+	}
+	return true
+}
+
+// decodeFrame decodes one WorkerMessage. For a batch, events' strings alias
+// buf, which must not be modified afterwards.
+func (d *decoder) decodeFrame(buf []byte) (frame, error) {
+	d.segs = d.segs[:0]
+	kind := frameEmpty
+	superseded := false
+	b := buf
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return frame{}, malformed("WorkerMessage", n)
+		}
+		b = b[n:]
+		if typ == protowire.BytesType && num >= 1 && num <= 3 {
+			v, n := consumeBytes(b)
+			if n < 0 {
+				return frame{}, malformed("WorkerMessage", n)
+			}
+			b = b[n:]
+			k := frameKind(num)
+			if kind != frameEmpty && kind != k {
+				superseded = true
+			}
+			if k == frameBatch {
+				if kind != frameBatch {
+					d.segs = d.segs[:0]
+				}
+				d.segs = append(d.segs, v)
+			}
+			kind = k
+			continue
+		}
+		n, err := skip(num, typ, b, "WorkerMessage")
+		if err != nil {
+			return frame{}, err
+		}
+		b = b[n:]
+	}
+	if kind != frameBatch && d.limits && len(buf) > maxSmallFrameBytes {
+		return frame{}, fmt.Errorf("%w: %s frame of %d bytes, more than %d", errOverLimit, kind, len(buf), maxSmallFrameBytes)
+	}
+	if kind != frameBatch || superseded {
+		// Rare shapes go through generated code, which also validates
+		// members that a later one replaced.
+		msg := &pb.WorkerMessage{}
+		if err := proto.Unmarshal(buf, msg); err != nil {
+			return frame{}, fmt.Errorf("%w: %w", errMalformed, err)
+		}
+		if kind != frameBatch {
+			return frame{kind: kind, msg: msg}, nil
+		}
+	}
+	events, seq, err := d.decodeBatch(d.segs)
+	if err != nil {
+		return frame{}, err
+	}
+	return frame{kind: frameBatch, events: events, seq: seq}, nil
+}
+
+// decodeBatch decodes the occurrences of one EventBatch (merged, as the
+// protobuf spec says for a message field seen several times).
+func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
+	// Count events first so that the Events array is allocated once.
+	count := 0
+	for _, seg := range segs {
+		for b := seg; len(b) > 0; {
+			num, typ, n := consumeTag(b)
+			if n < 0 {
+				return nil, 0, malformed("EventBatch", n)
+			}
+			b = b[n:]
+			if num == 1 && typ == protowire.BytesType {
+				count++
+			}
+			n, err := skip(num, typ, b, "EventBatch")
+			if err != nil {
+				return nil, 0, err
+			}
+			b = b[n:]
+		}
+	}
+	if d.maxEvents > 0 && count > d.maxEvents {
+		return nil, 0, fmt.Errorf("%w: %d events in one frame, more than max_batch_events (%d)", errOverLimit, count, d.maxEvents)
+	}
+	if count == 0 {
+		seq, err := d.batchSeq(segs)
+		return nil, seq, err
+	}
+	events := make([]pipeline.Event, count)
+	// Decode straight into the batch's backing arrays, sized from the
+	// previous batch's entries per event. An underestimate costs one regrow:
+	// events decoded before it keep pointing into the old array, which
+	// append never writes again, so their entries stay correct.
+	d.ms = makeOrNil[pipeline.Measurement](estimate(count, d.lastMs, d.lastEvents))
+	d.md = makeOrNil[pipeline.Label](estimate(count, d.lastMd, d.lastEvents))
+	var seq uint64
+	i := 0
+	for _, seg := range segs {
+		for b := seg; len(b) > 0; {
+			num, typ, n := consumeTag(b) // checked by the counting pass
+			b = b[n:]
+			switch {
+			case num == 1 && typ == protowire.BytesType:
+				v, n := consumeBytes(b)
+				b = b[n:]
+				if err := d.decodeEvent(v, &events[i]); err != nil {
+					d.ms, d.md = nil, nil
+					return nil, 0, fmt.Errorf("event %d: %w", i, err)
+				}
+				i++
+				continue
+			case num == 2 && typ == protowire.VarintType:
+				v, n := consumeVarint(b)
+				if n < 0 {
+					d.ms, d.md = nil, nil
+					return nil, 0, malformed("EventBatch.sequence", n)
+				}
+				seq = v
+				b = b[n:]
+				continue
+			}
+			n, _ = skip(num, typ, b, "EventBatch")
+			b = b[n:]
+		}
+	}
+	d.lastEvents, d.lastMs, d.lastMd = count, len(d.ms), len(d.md)
+	d.ms, d.md = nil, nil // the arrays belong to the batch now
+	clear(d.parts)        // drop references to this frame's strings
+	return events, seq, nil
+}
+
+// batchSeq reads only the sequence of an EventBatch without events.
+func (d *decoder) batchSeq(segs [][]byte) (uint64, error) {
+	var seq uint64
+	for _, seg := range segs {
+		for b := seg; len(b) > 0; {
+			num, typ, n := consumeTag(b)
+			b = b[n:]
+			if num == 2 && typ == protowire.VarintType {
+				v, n := consumeVarint(b)
+				if n < 0 {
+					return 0, malformed("EventBatch.sequence", n)
+				}
+				seq = v
+				b = b[n:]
+				continue
+			}
+			n, _ = skip(num, typ, b, "EventBatch")
+			b = b[n:]
+		}
+	}
+	return seq, nil
+}
+
+// decodeEvent decodes one Event (snakepipe.v1.Event, or the wire-identical
+// snakepit.bridge.TelemetryEvent) into ev, appending its entries to the
+// decoder's scratch slices and recording where they are.
+func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
+	ms0, md0 := len(d.ms), len(d.md)
+	d.parts = d.parts[:0]
+	var name string
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return malformed("Event", n)
+		}
+		b = b[n:]
+		switch num {
+		case 1, 2, 3, 5, 7:
+			if typ != protowire.BytesType {
+				break
+			}
+			v, n := consumeBytes(b)
+			if n < 0 {
+				return malformed("Event", n)
+			}
+			b = b[n:]
+			var err error
+			switch num {
+			case 1:
+				var s string
+				if s, err = aliasString(v, "event_parts"); err == nil {
+					d.parts = append(d.parts, s)
+				}
+			case 2:
+				var m pipeline.Measurement
+				if err = decodeMeasurement(v, &m); err == nil {
+					d.ms = append(d.ms, m)
+				}
+			case 3:
+				var l pipeline.Label
+				if err = decodeLabel(v, &l); err == nil {
+					d.md = append(d.md, l)
+				}
+			case 5:
+				ev.CorrelationID, err = aliasString(v, "correlation_id")
+			case 7:
+				name, err = aliasString(v, "name")
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		case 4:
+			if typ != protowire.VarintType {
+				break
+			}
+			v, n := consumeVarint(b)
+			if n < 0 {
+				return malformed("Event.timestamp_ns", n)
+			}
+			ev.TimestampNs = int64(v)
+			b = b[n:]
+			continue
+		case 6:
+			if typ != protowire.Fixed64Type {
+				break
+			}
+			v, n := protowire.ConsumeFixed64(b)
+			if n < 0 {
+				return malformed("Event.sample_rate", n)
+			}
+			ev.SampleRate = math.Float64frombits(v)
+			b = b[n:]
+			continue
+		}
+		n, err := skip(num, typ, b, "Event")
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	if d.limits && len(d.ms)+len(d.md)-ms0-md0 > maxEventEntries {
+		return fmt.Errorf("%w: more than %d measurements and metadata entries in one event", errOverLimit, maxEventEntries)
+	}
+	ev.SampleRate = wireSampleRate(ev.SampleRate)
+	switch {
+	case name != "":
+		ev.Name = name
+	case len(d.parts) > 0:
+		ev.Name = resolveParts(d.names, d.parts)
+	}
+	// Capped at their length: a later append reallocates instead of
+	// overwriting the next event's entries.
+	if n := len(d.ms); n > ms0 {
+		ev.Measurements = d.ms[ms0:n:n]
+	}
+	if n := len(d.md); n > md0 {
+		ev.Metadata = d.md[md0:n:n]
+	}
+	return nil
+}
+
+// wireSampleRate maps the wire's 0 (unset) to 1 (not sampled).
+func wireSampleRate(r float64) float64 {
+	if r == 0 {
+		return 1
+	}
+	return r
+}
+
+// resolveParts returns the catalog's interned name for parts, or (unknown
+// names only, so the allocation is on the reject path) the joined name.
+func resolveParts(names nameResolver, parts []string) string {
+	if names != nil {
+		if name, ok := names.LookupParts(parts); ok {
+			return name
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+// decodeMeasurement decodes a MeasurementEntry (or a map<string,
+// TelemetryValue> entry: the same wire shape) into m.
+func decodeMeasurement(b []byte, m *pipeline.Measurement) error {
+	// Fast path for the usual encoding: a short key (field 1) then a short
+	// Value (field 2) holding one int64 or one double, nothing else.
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		kl := int(b[1])
+		if 4+kl <= len(b) && b[2+kl] == 0x12 && b[3+kl] < 0x80 && 4+kl+int(b[3+kl]) == len(b) {
+			k, v := b[2:2+kl], b[4+kl:]
+			if validUTF8(k) && len(v) >= 2 {
+				switch {
+				case v[0] == 0x08:
+					if x, n := consumeVarint(v[1:]); n == len(v)-1 {
+						if kl > 0 {
+							m.Key = unsafe.String(&k[0], kl)
+						}
+						m.Value = pipeline.Value{Kind: pipeline.KindInt, Int: int64(x)}
+						return nil
+					}
+				case v[0] == 0x11 && len(v) == 9:
+					if kl > 0 {
+						m.Key = unsafe.String(&k[0], kl)
+					}
+					m.Value = pipeline.Value{Kind: pipeline.KindFloat, Float: math.Float64frombits(binary.LittleEndian.Uint64(v[1:]))}
+					return nil
+				}
+			}
+		}
+	}
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return malformed("MeasurementEntry", n)
+		}
+		b = b[n:]
+		if typ == protowire.BytesType && (num == 1 || num == 2) {
+			v, n := consumeBytes(b)
+			if n < 0 {
+				return malformed("MeasurementEntry", n)
+			}
+			b = b[n:]
+			var err error
+			if num == 1 {
+				m.Key, err = aliasString(v, "measurement key")
+			} else {
+				err = decodeValue(v, &m.Value)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		n, err := skip(num, typ, b, "MeasurementEntry")
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// decodeValue merges a Value message into v (last oneof member wins).
+func decodeValue(b []byte, v *pipeline.Value) error {
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return malformed("Value", n)
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			x, n := consumeVarint(b)
+			if n < 0 {
+				return malformed("Value.int_value", n)
+			}
+			*v = pipeline.Value{Kind: pipeline.KindInt, Int: int64(x)}
+			b = b[n:]
+			continue
+		case num == 2 && typ == protowire.Fixed64Type:
+			x, n := protowire.ConsumeFixed64(b)
+			if n < 0 {
+				return malformed("Value.float_value", n)
+			}
+			*v = pipeline.Value{Kind: pipeline.KindFloat, Float: math.Float64frombits(x)}
+			b = b[n:]
+			continue
+		case num == 3 && typ == protowire.BytesType:
+			x, n := consumeBytes(b)
+			if n < 0 {
+				return malformed("Value.string_value", n)
+			}
+			s, err := aliasString(x, "string_value")
+			if err != nil {
+				return err
+			}
+			*v = pipeline.Value{Kind: pipeline.KindString, Str: s}
+			b = b[n:]
+			continue
+		}
+		n, err := skip(num, typ, b, "Value")
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// decodeLabel decodes a MetadataEntry (or a map<string, string> entry).
+func decodeLabel(b []byte, l *pipeline.Label) error {
+	// Fast path for the usual encoding: key (field 1) then value (field 2),
+	// both shorter than 128 bytes, nothing else.
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		kl := int(b[1])
+		if 2+kl+2 <= len(b) && b[2+kl] == 0x12 && b[3+kl] < 0x80 && 4+kl+int(b[3+kl]) == len(b) {
+			k, v := b[2:2+kl], b[4+kl:]
+			// The four tag and length bytes are ASCII too, so one check of
+			// the whole entry covers key and value.
+			if validUTF8(b) {
+				if kl > 0 {
+					l.Key = unsafe.String(&k[0], kl)
+				}
+				if len(v) > 0 {
+					l.Value = unsafe.String(&v[0], len(v))
+				}
+				return nil
+			}
+		}
+	}
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return malformed("MetadataEntry", n)
+		}
+		b = b[n:]
+		if typ == protowire.BytesType && (num == 1 || num == 2) {
+			v, n := consumeBytes(b)
+			if n < 0 {
+				return malformed("MetadataEntry", n)
+			}
+			b = b[n:]
+			var err error
+			if num == 1 {
+				l.Key, err = aliasString(v, "metadata key")
+			} else {
+				l.Value, err = aliasString(v, "metadata value")
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		n, err := skip(num, typ, b, "MetadataEntry")
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// decodeSingleEvent decodes one top-level Event frame (dial mode: each
+// TelemetryEvent is its own gRPC message) into ev, with its own exact-size
+// measurement and metadata arrays.
+func (d *decoder) decodeSingleEvent(buf []byte, ev *pipeline.Event) error {
+	d.ms, d.md = nil, nil
+	err := d.decodeEvent(buf, ev)
+	d.ms, d.md = nil, nil
+	clear(d.parts)
+	return err
+}

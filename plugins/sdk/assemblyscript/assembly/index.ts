@@ -1,0 +1,532 @@
+// AssemblyScript guest SDK for snakepipe Wasm plugins (ABI snakepipe_v1, see
+// docs/plugin-abi.md). Raw load/store on SDK-owned buffers: no AssemblyScript
+// string or object crosses the ABI, and nothing is allocated per event, so it
+// works with `--runtime stub`.
+//
+// A plugin registers its callback with onFilter or onEnrich (and optionally
+// onInit), then re-exports the entry points of its kind from this module:
+//
+//   export { snk_abi_version, snk_in_buf, snk_init, snk_filter } from "<sdk>";
+//
+// Keys and values are UTF-8 byte views (Str). Make them once at top level
+// with utf8("..."): that allocates once, never per event.
+
+export const ABI_VERSION: i32 = 1;
+
+export const KIND_INT: u8 = 1;
+export const KIND_FLOAT: u8 = 2;
+export const KIND_STRING: u8 = 3;
+export const KIND_METADATA: u8 = 4;
+export const KIND_HOST_CONTEXT: u8 = 5;
+
+export const ERR_GENERIC: i32 = -1;
+export const ERR_BAD_INPUT: i32 = -2;
+export const ERR_OOM: i32 = -3;
+export const ERR_CONFIG: i32 = -4;
+
+/** The host's limit of patch operations per event. */
+export const MAX_PATCHES: u32 = 64;
+
+export const TRACE: i32 = 0;
+export const DEBUG: i32 = 1;
+export const INFO: i32 = 2;
+export const WARN: i32 = 3;
+export const ERROR: i32 = 4;
+
+// @ts-ignore: decorator
+@external("snakepipe_v1", "log")
+declare function hostLog(level: i32, ptr: usize, len: i32): void;
+
+/** A view of len UTF-8 bytes at ptr (not NUL-terminated). */
+export class Str {
+  constructor(public ptr: usize, public len: u32) {}
+
+  /** Bytes equal to other's. */
+  equals(other: Str): bool {
+    return bytesEq(this.ptr, this.len, other.ptr, other.len);
+  }
+
+  /** Decodes the bytes into an AssemblyScript string (allocates). */
+  toString(): string {
+    return String.UTF8.decodeUnsafe(this.ptr, this.len);
+  }
+}
+
+/** utf8 encodes s once; keep the result in a top-level constant. */
+export function utf8(s: string): Str {
+  const buf = String.UTF8.encode(s);
+  return new Str(changetype<usize>(buf), <u32>buf.byteLength);
+}
+
+function bytesEq(a: usize, al: u32, b: usize, bl: u32): bool {
+  return al == bl && eqBytes(a, b, al);
+}
+
+// eqBytes compares n bytes. Up to 16 bytes it uses no Wasm loop: with a
+// deadline, wazero instruments every loop iteration with a call, so the hot
+// paths here avoid loops where they can.
+// @ts-ignore: decorator
+@inline
+function eqBytes(a: usize, b: usize, n: u32): bool {
+  if (n > 16) {
+    // do-while behind an if: the loop header is only reached when needed
+    do {
+      if (load<u64>(a) != load<u64>(b)) return false;
+      a += 8;
+      b += 8;
+      n -= 8;
+    } while (n > 16);
+  }
+  if (n >= 8) return load<u64>(a) == load<u64>(b) && load<u64>(a + n - 8) == load<u64>(b + n - 8);
+  if (n >= 4) return load<u32>(a) == load<u32>(b) && load<u32>(a + n - 4) == load<u32>(b + n - 4);
+  if (n == 0) return true;
+  return load<u8>(a) == load<u8>(b) && load<u8>(a + (n >> 1)) == load<u8>(b + (n >> 1)) &&
+    load<u8>(a + n - 1) == load<u8>(b + n - 1);
+}
+
+/** log sends msg to snakepipe's logger (rate-limited by the host). */
+export function log(level: i32, msg: Str): void {
+  hostLog(level, msg.ptr, <i32>msg.len);
+}
+
+/** logString logs an AssemblyScript string (allocates; not for hot paths). */
+export function logString(level: i32, msg: string): void {
+  const buf = String.UTF8.encode(msg);
+  hostLog(level, changetype<usize>(buf), buf.byteLength);
+}
+
+// ---- fields -------------------------------------------------------------
+
+/** Field accessors take a field address from Event.find. */
+export function fieldKind(f: usize): u8 { return load<u8>(f); }
+export function fieldKey(f: usize): Str { return new Str(f + 8, <u32>load<u16>(f + 2)); }
+export function fieldValuePtr(f: usize): usize { return f + 8 + <usize>load<u16>(f + 2); }
+export function fieldValueLen(f: usize): u32 { return load<u32>(f + 4); }
+export function fieldInt(f: usize): i64 { return load<i64>(fieldValuePtr(f)); }
+export function fieldFloat(f: usize): f64 { return load<f64>(fieldValuePtr(f)); }
+
+// @ts-ignore: decorator
+@inline
+function fieldSize(f: usize): usize {
+  return 8 + <usize>load<u16>(f + 2) + <usize>load<u32>(f + 4);
+}
+
+// @ts-ignore: decorator
+@inline
+function fieldIs(p: usize, lo: u8, hi: u8, key: Str): bool {
+  const k = load<u8>(p);
+  const kl = <u32>load<u16>(p + 2);
+  return k >= lo && k <= hi && kl == key.len && eqBytes(p + 8, key.ptr, kl);
+}
+
+/** One record of the input batch; the SDK reuses a single instance. */
+export class Event {
+  tsNs: i64 = 0;
+  namePtr: usize = 0;
+  nameLen: u32 = 0;
+  corrPtr: usize = 0;
+  corrLen: u32 = 0;
+  nfields: u32 = 0;
+  fieldsPtr: usize = 0;
+  /** Set by number(): the int or float value found. */
+  int: i64 = 0;
+  float: f64 = 0;
+
+  nameIs(name: Str): bool {
+    return bytesEq(this.namePtr, this.nameLen, name.ptr, name.len);
+  }
+
+  /** Address of field i (0 <= i < nfields), walking from the first. */
+  field(i: u32): usize {
+    let p = this.fieldsPtr;
+    for (let j: u32 = 0; j < i; j++) p += fieldSize(p);
+    return p;
+  }
+
+  /** First field with kind in [lo, hi] and the given key, or 0. The first
+   *  8 fields are visited without a Wasm loop (see eqBytes). */
+  find(lo: u8, hi: u8, key: Str): usize {
+    let p = this.fieldsPtr;
+    const n = this.nfields;
+    if (n == 0) return 0;
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 1) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 2) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 3) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 4) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 5) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 6) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 7) return 0;
+    p += fieldSize(p);
+    if (fieldIs(p, lo, hi, key)) return p;
+    if (n == 8) return 0;
+    for (let i: u32 = 8; i < n; i++) {
+      p += fieldSize(p);
+      if (fieldIs(p, lo, hi, key)) return p;
+    }
+    return 0;
+  }
+
+  measurement(key: Str): usize { return this.find(KIND_INT, KIND_STRING, key); }
+  metadata(key: Str): usize { return this.find(KIND_METADATA, KIND_METADATA, key); }
+  hostContext(key: Str): usize { return this.find(KIND_HOST_CONTEXT, KIND_HOST_CONTEXT, key); }
+
+  /** Finds an int or float measurement: returns KIND_INT (value in this.int),
+   *  KIND_FLOAT (value in this.float) or 0 when absent or a string. */
+  number(key: Str): u8 {
+    const f = this.find(KIND_INT, KIND_FLOAT, key);
+    if (f == 0) return 0;
+    const k = load<u8>(f);
+    if (k == KIND_INT) this.int = fieldInt(f);
+    else this.float = fieldFloat(f);
+    return k;
+  }
+}
+
+// parseRecord fills ev from the record at p (avail bytes); returns its total
+// size or 0 when malformed.
+function parseRecord(p: usize, avail: u32, ev: Event): u32 {
+  if (avail < 4) return 0;
+  const rl = load<u32>(p);
+  if (rl > avail - 4 || rl < 14) return 0;
+  const r = p + 4;
+  ev.tsNs = load<i64>(r);
+  let o: u32 = 8;
+  let l = <u32>load<u16>(r + o);
+  o += 2;
+  if (l > rl - o) return 0;
+  ev.namePtr = r + o;
+  ev.nameLen = l;
+  o += l;
+  if (rl - o < 2) return 0;
+  l = <u32>load<u16>(r + o);
+  o += 2;
+  if (l > rl - o) return 0;
+  ev.corrPtr = r + o;
+  ev.corrLen = l;
+  o += l;
+  if (rl - o < 2) return 0;
+  ev.nfields = <u32>load<u16>(r + o);
+  o += 2;
+  ev.fieldsPtr = r + o;
+  // The first 8 fields without a Wasm loop (see eqBytes); checkField
+  // returns the offset after the field, or 0 when it is malformed.
+  const n = ev.nfields;
+  if (n == 0) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 1) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 2) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 3) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 4) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 5) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 6) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 7) return 4 + rl;
+  if ((o = checkField(r, rl, o)) == 0) return 0;
+  if (n == 8) return 4 + rl;
+  for (let i: u32 = 8; i < n; i++) {
+    if ((o = checkField(r, rl, o)) == 0) return 0;
+  }
+  return 4 + rl; // bytes after the fields inside a record are skipped
+}
+
+// checkField checks the field at r + o and returns the offset after it, or
+// 0 when it is malformed (a valid field never ends at offset 0).
+// @ts-ignore: decorator
+@inline
+function checkField(r: usize, rl: u32, o: u32): u32 {
+  if (rl - o < 8) return 0;
+  const kind = load<u8>(r + o);
+  const kl = <u64>load<u16>(r + o + 2);
+  const vl = <u64>load<u32>(r + o + 4);
+  if (kind < KIND_INT || kind > KIND_HOST_CONTEXT) return 0;
+  if ((kind == KIND_INT || kind == KIND_FLOAT) && vl != 8) return 0;
+  if (8 + kl + vl > <u64>(rl - o)) return 0;
+  return o + 8 + <u32>kl + <u32>vl;
+}
+
+// ---- config -------------------------------------------------------------
+
+/** parseI64 parses -?[0-9]+ without overflow into parsed; false if not. */
+export let parsed: i64 = 0;
+export function parseI64(s: Str): bool {
+  let i: u32 = 0;
+  const neg = s.len > 0 && load<u8>(s.ptr) == 0x2d;
+  if (neg) i = 1;
+  if (i == s.len) return false;
+  let u: u64 = 0;
+  for (; i < s.len; i++) {
+    const d = <u32>load<u8>(s.ptr + i) - 0x30;
+    if (d > 9) return false;
+    if (u > (<u64>1 << 63) / 10) return false;
+    u = u * 10 + <u64>d;
+    if (u > (<u64>1 << 63)) return false;
+  }
+  if (!neg && u > (<u64>1 << 63) - 1) return false;
+  parsed = neg ? <i64>(0 - u) : <i64>u;
+  return true;
+}
+
+/** The plugin config (string keys and values, sorted by key), valid only
+ *  inside the onInit callback. Errors are logged and make ok false. */
+export class Config {
+  ok: bool = true;
+  constructor(public ptr: usize, public len: u32) {}
+
+  get count(): u32 { return this.len < 2 ? 0 : <u32>load<u16>(this.ptr); }
+
+  /** Address of entry i (a kind-4 field). */
+  entry(i: u32): usize {
+    let p = this.ptr + 2;
+    for (let j: u32 = 0; j < i; j++) p += fieldSize(p);
+    return p;
+  }
+
+  /** The value for key, or null. */
+  get(key: Str): Str | null {
+    const n = this.count;
+    let p = this.ptr + 2;
+    for (let i: u32 = 0; i < n; i++) {
+      const kl = <u32>load<u16>(p + 2);
+      if (kl == key.len && memory.compare(p + 8, key.ptr, kl) == 0) {
+        return new Str(p + 8 + kl, load<u32>(p + 4));
+      }
+      p += fieldSize(p);
+    }
+    return null;
+  }
+
+  /** key as a decimal int64, def when absent; a bad value logs and sets ok=false. */
+  i64(key: Str, def: i64): i64 {
+    const v = this.get(key);
+    if (v == null) return def;
+    if (!parseI64(v)) {
+      logString(ERROR, "config " + key.toString() + ": \"" + v.toString() + "\" is not a decimal int64");
+      this.ok = false;
+      return def;
+    }
+    return parsed;
+  }
+
+  /** Every key is one of known; else logs the first unknown key, ok=false. */
+  only(known: Str[]): bool {
+    const n = this.count;
+    for (let i: u32 = 0; i < n; i++) {
+      const k = fieldKey(this.entry(i));
+      let found = false;
+      for (let j = 0; j < known.length && !found; j++) found = k.equals(known[j]);
+      if (!found) {
+        logString(ERROR, "config: unknown key \"" + k.toString() + "\"");
+        this.ok = false;
+        return false;
+      }
+    }
+    return true;
+  }
+}
+
+function configValid(p: usize, len: u32): bool {
+  if (len == 0) return true;
+  if (len < 2) return false;
+  const n = <u32>load<u16>(p);
+  let o: u32 = 2;
+  for (let j: u32 = 0; j < n; j++) {
+    if (len - o < 8 || load<u8>(p + o) != KIND_METADATA) return false;
+    const kl = <u64>load<u16>(p + o + 2);
+    const vl = <u64>load<u32>(p + o + 4);
+    if (8 + kl + vl > <u64>(len - o)) return false;
+    o += 8 + <u32>kl + <u32>vl;
+  }
+  return o == len;
+}
+
+// ---- buffers ------------------------------------------------------------
+
+const STATIC_IN: u32 = 64 << 10;
+const STATIC_OUT: u32 = 16 << 10;
+const MAX_BUF: u32 = 64 << 20;
+let inPtr: usize = memory.data(STATIC_IN);
+let inCap: u32 = STATIC_IN;
+let outPtr: usize = memory.data(STATIC_OUT);
+let outCap: u32 = STATIC_OUT;
+let outLen: u32 = 0;
+let outErr: i32 = 0;
+
+// reserve makes room for n more result bytes (grows through the runtime's
+// allocator, so it is safe with any --runtime); false when out of memory.
+function reserve(n: u32): bool {
+  if (outErr != 0) return false;
+  if (n <= outCap - outLen) return true;
+  const need = <u64>outLen + <u64>n;
+  if (need > <u64>MAX_BUF) {
+    outErr = ERR_OOM;
+    return false;
+  }
+  const cap = <u32>(need * 2 > <u64>MAX_BUF ? need : need * 2);
+  const p = heap.alloc(<usize>cap);
+  memory.copy(p, outPtr, outLen);
+  outPtr = p;
+  outCap = cap;
+  return true;
+}
+
+function result(): i64 {
+  if (outErr != 0) return <i64>outErr;
+  return (<i64>outPtr << 32) | <i64>outLen;
+}
+
+// ---- patches ------------------------------------------------------------
+
+/** The changes an enricher makes to one event; the SDK reuses one instance. */
+export class Patch {
+  head: u32 = 0;
+  nops: u32 = 0;
+  dropped: bool = false;
+
+  private op(kind: u8, opcode: u8, key: Str, val: usize, vl: u32): void {
+    if (key.len > 0xffff || this.nops == MAX_PATCHES) {
+      logString(ERROR, "patch: key longer than 65535 bytes or more than 64 patches for one event");
+      outErr = ERR_GENERIC;
+      return;
+    }
+    if (!reserve(8 + key.len + vl)) return;
+    const o = outPtr + outLen;
+    store<u8>(o, kind);
+    store<u8>(o + 1, opcode);
+    store<u16>(o + 2, <u16>key.len);
+    store<u32>(o + 4, vl);
+    memory.copy(o + 8, key.ptr, key.len);
+    memory.copy(o + 8 + key.len, val, vl);
+    outLen += 8 + key.len + vl;
+    this.nops++;
+  }
+
+  setMetadata(key: Str, val: Str): void { this.op(KIND_METADATA, 1, key, val.ptr, val.len); }
+  setString(key: Str, val: Str): void { this.op(KIND_STRING, 1, key, val.ptr, val.len); }
+  setInt(key: Str, v: i64): void {
+    store<i64>(scratch, v);
+    this.op(KIND_INT, 1, key, scratch, 8);
+  }
+  setFloat(key: Str, v: f64): void {
+    store<f64>(scratch, v);
+    this.op(KIND_FLOAT, 1, key, scratch, 8);
+  }
+  deleteMetadata(key: Str): void { this.op(KIND_METADATA, 2, key, 0, 0); }
+  deleteMeasurement(key: Str): void { this.op(KIND_INT, 2, key, 0, 0); }
+  /** Drops the event; its patches are discarded. */
+  drop(): void { this.dropped = true; }
+}
+
+const scratch: usize = memory.data(8);
+
+// ---- registration and exports -------------------------------------------
+
+const theEvent = new Event();
+const thePatch = new Patch();
+let initFn: ((cfg: Config) => bool) | null = null;
+let filterFn: ((e: Event) => bool) | null = null;
+let enrichFn: ((e: Event, p: Patch) => void) | null = null;
+
+/** onInit registers fn for the config; return false (after logging) to fail. */
+export function onInit(fn: (cfg: Config) => bool): void { initFn = fn; }
+/** onFilter registers keep: true keeps the event. */
+export function onFilter(fn: (e: Event) => bool): void { filterFn = fn; }
+/** onEnrich registers fn: it records changes in the patch. */
+export function onEnrich(fn: (e: Event, p: Patch) => void): void { enrichFn = fn; }
+
+export function snk_abi_version(): i32 { return ABI_VERSION; }
+
+export function snk_in_buf(min: u32): u32 {
+  if (min > inCap) {
+    if (min > MAX_BUF) return 0;
+    inPtr = heap.alloc(<usize>min);
+    inCap = min;
+  }
+  return <u32>inPtr;
+}
+
+export function snk_init(cfgLen: u32): i32 {
+  if (cfgLen > inCap || !configValid(inPtr, cfgLen)) {
+    logString(ERROR, "snk_init: malformed config frame");
+    return ERR_CONFIG;
+  }
+  const fn = initFn;
+  if (fn == null) return 0;
+  const cfg = new Config(inPtr, cfgLen);
+  return fn(cfg) && cfg.ok ? 0 : ERR_CONFIG;
+}
+
+export function snk_filter(n: u32, len: u32): i64 {
+  const fn = filterFn;
+  if (fn == null) return <i64>ERR_GENERIC;
+  if (len > inCap) return <i64>ERR_BAD_INPUT;
+  outLen = 0;
+  outErr = 0;
+  if (!reserve(n)) return <i64>outErr;
+  let p = inPtr;
+  let left = len;
+  const ev = theEvent;
+  for (let i: u32 = 0; i < n; i++) {
+    const sz = parseRecord(p, left, ev);
+    if (sz == 0) return <i64>ERR_BAD_INPUT;
+    store<u8>(outPtr + i, fn(ev) ? 1 : 0);
+    p += sz;
+    left -= sz;
+  }
+  if (left != 0) return <i64>ERR_BAD_INPUT;
+  outLen = n;
+  return result();
+}
+
+export function snk_enrich(n: u32, len: u32): i64 {
+  const fn = enrichFn;
+  if (fn == null) return <i64>ERR_GENERIC;
+  if (len > inCap) return <i64>ERR_BAD_INPUT;
+  outLen = 0;
+  outErr = 0;
+  let p = inPtr;
+  let left = len;
+  const ev = theEvent;
+  const pt = thePatch;
+  for (let i: u32 = 0; i < n; i++) {
+    const sz = parseRecord(p, left, ev);
+    if (sz == 0) return <i64>ERR_BAD_INPUT;
+    if (!reserve(4)) return <i64>outErr;
+    pt.head = outLen;
+    pt.nops = 0;
+    pt.dropped = false;
+    outLen += 4;
+    fn(ev, pt);
+    if (outErr != 0) return <i64>outErr;
+    const h = outPtr + pt.head;
+    if (pt.dropped) {
+      outLen = pt.head + 4;
+      store<u32>(h, 1);
+    } else {
+      store<u8>(h, pt.nops != 0 ? 2 : 0);
+      store<u8>(h + 1, 0);
+      store<u16>(h + 2, <u16>pt.nops);
+    }
+    p += sz;
+    left -= sz;
+  }
+  if (left != 0) return <i64>ERR_BAD_INPUT;
+  return result();
+}

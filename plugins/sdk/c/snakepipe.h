@@ -1,0 +1,536 @@
+/*
+ * snakepipe.h: single-header C SDK for snakepipe Wasm plugins (ABI
+ * snakepipe_v1, see docs/plugin-abi.md). Freestanding: no libc, no headers.
+ *
+ *   clang --target=wasm32 -O2 -mbulk-memory -nostdlib -Wl,--no-entry \
+ *         -o plugin.wasm plugin.c
+ *
+ * A plugin includes this header once, writes a per-event callback and names
+ * it with SNAKEPIPE_FILTER(fn) or SNAKEPIPE_ENRICH(fn); SNAKEPIPE_INIT(fn)
+ * optionally receives the config. The SDK owns the input and result
+ * buffers, walks and validates the record batch (a malformed batch returns
+ * SNK_ERR_BAD_INPUT and the callback never sees it), and writes verdicts or
+ * patches. Views (snk_bytes) alias the input buffer: valid only during the
+ * callback. Everything is static: include it in exactly one .c file.
+ */
+#ifndef SNAKEPIPE_H
+#define SNAKEPIPE_H
+
+typedef __UINT8_TYPE__ snk_u8;
+typedef __UINT16_TYPE__ snk_u16;
+typedef __UINT32_TYPE__ snk_u32;
+typedef __UINT64_TYPE__ snk_u64;
+typedef __INT32_TYPE__ snk_i32;
+typedef __INT64_TYPE__ snk_i64;
+
+#define SNK_ABI_VERSION 1
+
+/* Field kinds. */
+#define SNK_KIND_INT 1          /* measurement int64 */
+#define SNK_KIND_FLOAT 2        /* measurement float64 */
+#define SNK_KIND_STRING 3       /* measurement string */
+#define SNK_KIND_METADATA 4     /* metadata string */
+#define SNK_KIND_HOST_CONTEXT 5 /* worker_id, pool, hostname, pid (read-only) */
+
+/* Batch / init error codes. */
+#define SNK_ERR_GENERIC (-1)
+#define SNK_ERR_BAD_INPUT (-2)
+#define SNK_ERR_OOM (-3)
+#define SNK_ERR_CONFIG (-4)
+
+/* The host's limit of patch operations per event. */
+#define SNK_MAX_PATCHES 64
+
+/* Log levels. */
+#define SNK_TRACE 0
+#define SNK_DEBUG 1
+#define SNK_INFO 2
+#define SNK_WARN 3
+#define SNK_ERROR 4
+
+/* A byte string view (not NUL-terminated). */
+typedef struct {
+    const snk_u8 *p;
+    snk_u32 len;
+} snk_bytes;
+
+typedef struct {
+    snk_u8 kind;
+    snk_bytes key;
+    snk_bytes val;
+} snk_field;
+
+typedef struct {
+    snk_i64 ts_ns;
+    snk_bytes name;
+    snk_bytes correlation_id;
+    snk_u32 nfields;
+    const snk_u8 *fields; /* validated field area */
+} snk_event;
+
+typedef struct {
+    const snk_u8 *p;
+    snk_u32 left;
+} snk_field_iter;
+
+typedef struct {
+    const snk_u8 *frame;
+    snk_u32 len;
+} snk_config;
+
+typedef struct {
+    snk_u32 head; /* offset of the action header in the result buffer */
+    snk_u32 nops;
+    int drop;
+} snk_patch;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static inline snk_u16 snk__u16(const snk_u8 *p) { return (snk_u16)(p[0] | (p[1] << 8)); }
+static inline snk_u32 snk__u32(const snk_u8 *p) {
+    snk_u32 v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
+static inline snk_u64 snk__u64(const snk_u8 *p) {
+    snk_u64 v;
+    __builtin_memcpy(&v, p, 8);
+    return v;
+}
+
+/* snk__eq_bytes compares n bytes. Up to 16 bytes it uses no Wasm loop:
+ * with a deadline, wazero instruments every loop iteration with a call,
+ * so the hot paths of this header avoid loops where they can. */
+static inline int snk__eq_bytes(const snk_u8 *a, const snk_u8 *b, snk_u32 n) {
+    while (n > 16) {
+        if (snk__u64(a) != snk__u64(b)) return 0;
+        a += 8;
+        b += 8;
+        n -= 8;
+    }
+    if (n >= 8) {
+        /* 8..16 bytes: the first and the last 8 (they may overlap) */
+        return snk__u64(a) == snk__u64(b) && snk__u64(a + n - 8) == snk__u64(b + n - 8);
+    }
+    if (n >= 4) return snk__u32(a) == snk__u32(b) && snk__u32(a + n - 4) == snk__u32(b + n - 4);
+    if (n == 0) return 1;
+    /* 1..3 bytes: first, middle and last */
+    return a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1];
+}
+
+/* snk_eq compares a view with len bytes at s. SNK_EQ takes a string literal. */
+static inline int snk_eq(snk_bytes b, const char *s, snk_u32 len) {
+    return b.len == len && snk__eq_bytes(b.p, (const snk_u8 *)s, len);
+}
+#define SNK_EQ(b, lit) snk_eq((b), (lit), (snk_u32)(sizeof(lit) - 1))
+
+static inline snk_i64 snk_field_i64(const snk_field *f) { return (snk_i64)snk__u64(f->val.p); }
+static inline double snk_field_f64(const snk_field *f) {
+    double d;
+    __builtin_memcpy(&d, f->val.p, 8);
+    return d;
+}
+
+/* ---- log -------------------------------------------------------------- */
+
+__attribute__((import_module("snakepipe_v1"), import_name("log")))
+void snk__host_log(snk_i32 level, const void *ptr, snk_i32 len);
+
+/* snk_log sends len bytes at msg to snakepipe's logger (rate-limited). */
+static inline void snk_log(int level, const char *msg, snk_u32 len) { snk__host_log(level, msg, (snk_i32)len); }
+#define SNK_LOG(level, lit) snk_log((level), (lit), (snk_u32)(sizeof(lit) - 1))
+
+/* ---- reading events ---------------------------------------------------- */
+
+static inline snk_field_iter snk_fields(const snk_event *ev) {
+    snk_field_iter it = {ev->fields, ev->nfields};
+    return it;
+}
+
+/* snk_next_field stores the next field in *f; returns 0 after the last. */
+static inline int snk_next_field(snk_field_iter *it, snk_field *f) {
+    if (it->left == 0) return 0;
+    const snk_u8 *p = it->p;
+    snk_u32 kl = snk__u16(p + 2), vl = snk__u32(p + 4);
+    f->kind = p[0];
+    f->key.p = p + 8;
+    f->key.len = kl;
+    f->val.p = p + 8 + kl;
+    f->val.len = vl;
+    it->p = p + 8 + kl + vl;
+    it->left--;
+    return 1;
+}
+
+/* snk_find finds the first field with kind in [lo, hi] and the given key.
+ * The first 8 fields are visited without a Wasm loop (see snk__eq_bytes). */
+static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f) {
+    snk_field_iter it = snk_fields(ev);
+#define SNK__FIND_STEP                                                                 \
+    if (!snk_next_field(&it, f)) return 0;                                            \
+    if (f->kind >= lo && f->kind <= hi && snk_eq(f->key, key, keylen)) return 1;
+    SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
+    SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
+#undef SNK__FIND_STEP
+    while (snk_next_field(&it, f))
+        if (f->kind >= lo && f->kind <= hi && snk_eq(f->key, key, keylen)) return 1;
+    return 0;
+}
+#define SNK_MEASUREMENT(ev, lit, f) snk_find((ev), SNK_KIND_INT, SNK_KIND_STRING, (lit), sizeof(lit) - 1, (f))
+#define SNK_METADATA(ev, lit, f) snk_find((ev), SNK_KIND_METADATA, SNK_KIND_METADATA, (lit), sizeof(lit) - 1, (f))
+#define SNK_HOST_CONTEXT(ev, lit, f) snk_find((ev), SNK_KIND_HOST_CONTEXT, SNK_KIND_HOST_CONTEXT, (lit), sizeof(lit) - 1, (f))
+
+/* snk_number finds an int or float measurement: returns SNK_KIND_INT with
+ * *i set, SNK_KIND_FLOAT with *d set, or 0 when absent (or a string). */
+static inline int snk_number(const snk_event *ev, const char *key, snk_u32 keylen, snk_i64 *i, double *d) {
+    snk_field f;
+    if (!snk_find(ev, SNK_KIND_INT, SNK_KIND_FLOAT, key, keylen, &f)) return 0;
+    if (f.kind == SNK_KIND_INT) *i = snk_field_i64(&f);
+    else *d = snk_field_f64(&f);
+    return f.kind;
+}
+#define SNK_NUMBER(ev, lit, i, d) snk_number((ev), (lit), sizeof(lit) - 1, (i), (d))
+
+/* snk__check_field checks the field at r + *o (record of rl bytes) and
+ * moves *o past it; 0 when it is malformed. */
+static inline int snk__check_field(const snk_u8 *r, snk_u32 rl, snk_u32 *o) {
+    if (rl - *o < 8) return 0;
+    snk_u8 kind = r[*o];
+    snk_u64 kl = snk__u16(r + *o + 2), vl = snk__u32(r + *o + 4);
+    if (kind < SNK_KIND_INT || kind > SNK_KIND_HOST_CONTEXT) return 0;
+    if ((kind == SNK_KIND_INT || kind == SNK_KIND_FLOAT) && vl != 8) return 0;
+    if (8 + kl + vl > (snk_u64)(rl - *o)) return 0;
+    *o += 8 + (snk_u32)kl + (snk_u32)vl;
+    return 1;
+}
+
+/* snk__parse_record reads the record at p (avail bytes) into *ev and returns
+ * its total size, or 0 when it is malformed. */
+static inline snk_u32 snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_event *ev) {
+    if (avail < 4) return 0;
+    snk_u32 rl = snk__u32(p);
+    if (rl > avail - 4 || rl < 14) return 0;
+    const snk_u8 *r = p + 4;
+    ev->ts_ns = (snk_i64)snk__u64(r);
+    snk_u32 o = 8;
+    snk_u32 l = snk__u16(r + o);
+    o += 2;
+    if (l > rl - o) return 0;
+    ev->name.p = r + o;
+    ev->name.len = l;
+    o += l;
+    if (rl - o < 2) return 0;
+    l = snk__u16(r + o);
+    o += 2;
+    if (l > rl - o) return 0;
+    ev->correlation_id.p = r + o;
+    ev->correlation_id.len = l;
+    o += l;
+    if (rl - o < 2) return 0;
+    ev->nfields = snk__u16(r + o);
+    o += 2;
+    ev->fields = r + o;
+    snk_u32 i = 0;
+    /* the first 8 fields without a Wasm loop (see snk__eq_bytes) */
+#define SNK__FIELD_STEP                                                                \
+    if (i == ev->nfields) return 4 + rl;                                              \
+    if (!snk__check_field(r, rl, &o)) return 0;                                       \
+    i++;
+    SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP
+    SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP
+#undef SNK__FIELD_STEP
+    for (; i < ev->nfields; i++)
+        if (!snk__check_field(r, rl, &o)) return 0;
+    return 4 + rl; /* bytes after the fields inside a record are skipped */
+}
+
+/* ---- config ------------------------------------------------------------ */
+
+/* snk_parse_i64 parses -?[0-9]+ without overflow; returns 1 on success. */
+static inline int snk_parse_i64(snk_bytes s, snk_i64 *out) {
+    snk_u32 i = 0;
+    int neg = s.len > 0 && s.p[0] == '-';
+    if (neg) i = 1;
+    if (i == s.len) return 0;
+    snk_u64 u = 0;
+    for (; i < s.len; i++) {
+        snk_u32 d = (snk_u32)s.p[i] - '0';
+        if (d > 9) return 0;
+        if (u > (1ULL << 63) / 10) return 0;
+        u = u * 10 + d;
+        if (u > (1ULL << 63)) return 0;
+    }
+    if (!neg && u > (1ULL << 63) - 1) return 0;
+    *out = neg ? (snk_i64)(0 - u) : (snk_i64)u;
+    return 1;
+}
+
+/* snk_config_entry reads entry i (sorted by key); returns 0 past the end. */
+static inline int snk_config_entry(const snk_config *c, snk_u32 i, snk_bytes *key, snk_bytes *val) {
+    if (c->len < 2) return 0;
+    snk_u32 n = snk__u16(c->frame), o = 2;
+    for (snk_u32 j = 0; j < n; j++) {
+        snk_u32 kl = snk__u16(c->frame + o + 2), vl = snk__u32(c->frame + o + 4);
+        if (j == i) {
+            key->p = c->frame + o + 8;
+            key->len = kl;
+            val->p = key->p + kl;
+            val->len = vl;
+            return 1;
+        }
+        o += 8 + kl + vl;
+    }
+    return 0;
+}
+
+/* snk_config_get finds key; returns 1 and sets *val when present. */
+static inline int snk_config_get(const snk_config *c, const char *key, snk_u32 keylen, snk_bytes *val) {
+    snk_bytes k;
+    for (snk_u32 i = 0; snk_config_entry(c, i, &k, val); i++)
+        if (snk_eq(k, key, keylen)) return 1;
+    return 0;
+}
+
+#define SNK_CONFIG_GET(c, lit, val) snk_config_get((c), (lit), sizeof(lit) - 1, (val))
+
+/* snk_config_i64 sets *out to key as a decimal int64, or def when absent.
+ * Returns 0, or SNK_ERR_CONFIG (and logs why) when the value is malformed. */
+static inline int snk_config_i64(const snk_config *c, const char *key, snk_u32 keylen, snk_i64 def, snk_i64 *out) {
+    snk_bytes v;
+    if (!snk_config_get(c, key, keylen, &v)) {
+        *out = def;
+        return 0;
+    }
+    if (!snk_parse_i64(v, out)) {
+        snk_log(SNK_ERROR, key, keylen);
+        SNK_LOG(SNK_ERROR, "config value above is not a decimal int64");
+        return SNK_ERR_CONFIG;
+    }
+    return 0;
+}
+#define SNK_CONFIG_I64(c, lit, def, out) snk_config_i64((c), (lit), sizeof(lit) - 1, (def), (out))
+
+/* snk_config_only returns 0 when every key is one of the n names in known,
+ * else logs the first unknown key and returns SNK_ERR_CONFIG. */
+static inline int snk_config_only(const snk_config *c, const char *const *known, snk_u32 n) {
+    snk_bytes k, v;
+    for (snk_u32 i = 0; snk_config_entry(c, i, &k, &v); i++) {
+        int ok = 0;
+        for (snk_u32 j = 0; j < n && !ok; j++) {
+            snk_u32 l = 0;
+            while (known[j][l]) l++;
+            ok = snk_eq(k, known[j], l);
+        }
+        if (!ok) {
+            SNK_LOG(SNK_ERROR, "config: unknown key:");
+            snk_log(SNK_ERROR, (const char *)k.p, k.len);
+            return SNK_ERR_CONFIG;
+        }
+    }
+    return 0;
+}
+
+/* snk__config_valid checks the frame's layout before the plugin sees it. */
+static inline int snk__config_valid(const snk_u8 *p, snk_u32 len) {
+    if (len == 0) return 1;
+    if (len < 2) return 0;
+    snk_u32 n = snk__u16(p), o = 2;
+    for (snk_u32 j = 0; j < n; j++) {
+        if (len - o < 8 || p[o] != SNK_KIND_METADATA) return 0;
+        snk_u64 kl = snk__u16(p + o + 2), vl = snk__u32(p + o + 4);
+        if (8 + kl + vl > (snk_u64)(len - o)) return 0;
+        o += 8 + (snk_u32)kl + (snk_u32)vl;
+    }
+    return o == len;
+}
+
+/* ---- buffers ----------------------------------------------------------- */
+
+#ifndef SNK_STATIC_IN
+#define SNK_STATIC_IN (64u << 10)
+#endif
+#ifndef SNK_STATIC_OUT
+#define SNK_STATIC_OUT (16u << 10)
+#endif
+
+static snk_u8 snk__in_static[SNK_STATIC_IN];
+static snk_u8 snk__out_static[SNK_STATIC_OUT];
+static snk_u8 *snk__in = snk__in_static;
+static snk_u32 snk__in_cap = SNK_STATIC_IN;
+static snk_u8 *snk__out = snk__out_static;
+static snk_u32 snk__out_cap = SNK_STATIC_OUT;
+static snk_u32 snk__out_len;
+static int snk__out_err;
+
+/* snk__grow returns a fresh region of at least need bytes from memory.grow
+ * (no allocator is linked, so nothing else uses grown pages), or 0. */
+static inline snk_u8 *snk__grow(snk_u32 need, snk_u32 *cap) {
+    snk_u32 pages = (need + 0xFFFFu) >> 16;
+    if (need > (64u << 20)) return 0;
+    __SIZE_TYPE__ old = __builtin_wasm_memory_grow(0, pages);
+    if (old == (__SIZE_TYPE__)-1) return 0;
+    *cap = pages << 16;
+    return (snk_u8 *)(old << 16);
+}
+
+/* snk__reserve makes room for n more result bytes; 0 when out of memory. */
+static inline int snk__reserve(snk_u32 n) {
+    if (snk__out_err) return 0;
+    if (n <= snk__out_cap - snk__out_len) return 1;
+    snk_u32 cap;
+    snk_u64 need = (snk_u64)snk__out_len + n;
+    snk_u8 *p = need > (64u << 20) ? 0 : snk__grow((snk_u32)(need * 2 > (64u << 20) ? need : need * 2), &cap);
+    if (!p) {
+        snk__out_err = SNK_ERR_OOM;
+        return 0;
+    }
+    __builtin_memcpy(p, snk__out, snk__out_len);
+    snk__out = p;
+    snk__out_cap = cap;
+    return 1;
+}
+
+static inline snk_i64 snk__result(void) {
+    if (snk__out_err) return snk__out_err;
+    return ((snk_i64)(snk_u32)(__SIZE_TYPE__)snk__out << 32) | snk__out_len;
+}
+
+/* ---- patches ----------------------------------------------------------- */
+
+static inline void snk__patch_op(snk_patch *p, snk_u8 kind, snk_u8 opcode, const void *key, snk_u32 kl,
+                                 const void *val, snk_u32 vl) {
+    if (kl > 0xFFFFu || p->nops == SNK_MAX_PATCHES) {
+        SNK_LOG(SNK_ERROR, "patch: key longer than 65535 bytes or more than 64 patches for one event");
+        snk__out_err = SNK_ERR_GENERIC;
+        return;
+    }
+    if (!snk__reserve(8 + kl + vl)) return;
+    snk_u8 *o = snk__out + snk__out_len;
+    o[0] = kind;
+    o[1] = opcode;
+    o[2] = (snk_u8)kl;
+    o[3] = (snk_u8)(kl >> 8);
+    __builtin_memcpy(o + 4, &vl, 4);
+    __builtin_memcpy(o + 8, key, kl);
+    __builtin_memcpy(o + 8 + kl, val, vl);
+    snk__out_len += 8 + kl + vl;
+    p->nops++;
+}
+
+static inline void snk_set_metadata(snk_patch *p, const char *k, snk_u32 kl, const char *v, snk_u32 vl) {
+    snk__patch_op(p, SNK_KIND_METADATA, 1, k, kl, v, vl);
+}
+static inline void snk_set_string(snk_patch *p, const char *k, snk_u32 kl, const char *v, snk_u32 vl) {
+    snk__patch_op(p, SNK_KIND_STRING, 1, k, kl, v, vl);
+}
+static inline void snk_set_i64(snk_patch *p, const char *k, snk_u32 kl, snk_i64 v) {
+    snk__patch_op(p, SNK_KIND_INT, 1, k, kl, &v, 8);
+}
+static inline void snk_set_f64(snk_patch *p, const char *k, snk_u32 kl, double v) {
+    snk__patch_op(p, SNK_KIND_FLOAT, 1, k, kl, &v, 8);
+}
+static inline void snk_delete_metadata(snk_patch *p, const char *k, snk_u32 kl) {
+    snk__patch_op(p, SNK_KIND_METADATA, 2, k, kl, 0, 0);
+}
+static inline void snk_delete_measurement(snk_patch *p, const char *k, snk_u32 kl) {
+    snk__patch_op(p, SNK_KIND_INT, 2, k, kl, 0, 0);
+}
+/* snk_drop drops the event; its patches are discarded. */
+static inline void snk_drop(snk_patch *p) { p->drop = 1; }
+#define SNK_SET_METADATA(p, klit, vlit) snk_set_metadata((p), (klit), sizeof(klit) - 1, (vlit), sizeof(vlit) - 1)
+
+/* ---- batch drivers ----------------------------------------------------- */
+
+static inline snk_i64 snk__filter(snk_u32 n, snk_u32 len, int (*keep)(const snk_event *)) {
+    if (len > snk__in_cap) return SNK_ERR_BAD_INPUT;
+    snk__out_len = 0;
+    snk__out_err = 0;
+    if (!snk__reserve(n)) return snk__out_err;
+    const snk_u8 *p = snk__in;
+    snk_u32 left = len;
+    snk_event ev;
+    for (snk_u32 i = 0; i < n; i++) {
+        snk_u32 sz = snk__parse_record(p, left, &ev);
+        if (!sz) return SNK_ERR_BAD_INPUT;
+        snk__out[i] = keep(&ev) ? 1 : 0;
+        p += sz;
+        left -= sz;
+    }
+    if (left) return SNK_ERR_BAD_INPUT;
+    snk__out_len = n;
+    return snk__result();
+}
+
+static inline snk_i64 snk__enrich(snk_u32 n, snk_u32 len, void (*fn)(const snk_event *, snk_patch *)) {
+    if (len > snk__in_cap) return SNK_ERR_BAD_INPUT;
+    snk__out_len = 0;
+    snk__out_err = 0;
+    const snk_u8 *p = snk__in;
+    snk_u32 left = len;
+    snk_event ev;
+    for (snk_u32 i = 0; i < n; i++) {
+        snk_u32 sz = snk__parse_record(p, left, &ev);
+        if (!sz) return SNK_ERR_BAD_INPUT;
+        if (!snk__reserve(4)) return snk__out_err;
+        snk_patch pt = {snk__out_len, 0, 0};
+        snk__out_len += 4;
+        fn(&ev, &pt);
+        if (snk__out_err) return snk__out_err;
+        snk_u8 *h = snk__out + pt.head;
+        h[1] = 0;
+        if (pt.drop) {
+            snk__out_len = pt.head + 4;
+            h[0] = 1;
+            h[2] = h[3] = 0;
+        } else {
+            h[0] = pt.nops ? 2 : 0;
+            h[2] = (snk_u8)pt.nops;
+            h[3] = (snk_u8)(pt.nops >> 8);
+        }
+        p += sz;
+        left -= sz;
+    }
+    if (left) return SNK_ERR_BAD_INPUT;
+    return snk__result();
+}
+
+/* ---- exports ----------------------------------------------------------- */
+
+#define SNK__EXPORT(name) __attribute__((export_name(name)))
+
+#define SNK__COMMON_EXPORTS                                                         \
+    SNK__EXPORT("snk_abi_version") snk_i32 snk_abi_version(void) { return SNK_ABI_VERSION; } \
+    SNK__EXPORT("snk_in_buf") snk_u32 snk_in_buf(snk_u32 min) {                     \
+        if (min > snk__in_cap) {                                                    \
+            snk_u32 cap;                                                            \
+            snk_u8 *p = snk__grow(min, &cap);                                       \
+            if (!p) return 0;                                                       \
+            snk__in = p;                                                            \
+            snk__in_cap = cap;                                                      \
+        }                                                                           \
+        return (snk_u32)(__SIZE_TYPE__)snk__in;                                     \
+    }
+
+/* SNAKEPIPE_FILTER(fn): fn(const snk_event *) returns nonzero to keep. */
+#define SNAKEPIPE_FILTER(fn)                                                        \
+    SNK__COMMON_EXPORTS                                                             \
+    SNK__EXPORT("snk_filter") snk_i64 snk_filter(snk_u32 n, snk_u32 len) { return snk__filter(n, len, fn); }
+
+/* SNAKEPIPE_ENRICH(fn): fn(const snk_event *, snk_patch *) records changes. */
+#define SNAKEPIPE_ENRICH(fn)                                                        \
+    SNK__COMMON_EXPORTS                                                             \
+    SNK__EXPORT("snk_enrich") snk_i64 snk_enrich(snk_u32 n, snk_u32 len) { return snk__enrich(n, len, fn); }
+
+/* SNAKEPIPE_INIT(fn): fn(const snk_config *) returns 0 or SNK_ERR_CONFIG.
+ * The config view is valid only during fn: copy or parse what you need. */
+#define SNAKEPIPE_INIT(fn)                                                          \
+    SNK__EXPORT("snk_init") snk_i32 snk_init(snk_u32 cfg_len) {                     \
+        if (cfg_len > snk__in_cap || !snk__config_valid(snk__in, cfg_len)) {        \
+            SNK_LOG(SNK_ERROR, "snk_init: malformed config frame");                 \
+            return SNK_ERR_CONFIG;                                                  \
+        }                                                                           \
+        snk_config c = {snk__in, cfg_len};                                          \
+        return fn(&c);                                                              \
+    }
+
+#endif /* SNAKEPIPE_H */

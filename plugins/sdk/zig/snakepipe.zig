@@ -1,0 +1,477 @@
+//! Zig guest SDK for snakepipe Wasm plugins (ABI snakepipe_v1, see
+//! docs/plugin-abi.md), for wasm32-freestanding. The SDK owns the input and
+//! result buffers, walks and validates the record batch (a malformed batch
+//! returns err_bad_input before the callback sees it) and writes verdicts or
+//! patches. A plugin writes per-event functions and exports them:
+//!
+//!     const snk = @import("snakepipe");
+//!     fn keep(e: *const snk.Event) bool { ... }
+//!     comptime { snk.exportFilter(keep); snk.exportInit(init); }
+const std = @import("std");
+
+pub const abi_version: i32 = 1;
+
+pub const kind_int: u8 = 1;
+pub const kind_float: u8 = 2;
+pub const kind_string: u8 = 3;
+pub const kind_metadata: u8 = 4;
+pub const kind_host_context: u8 = 5;
+
+pub const err_generic: i32 = -1;
+pub const err_bad_input: i32 = -2;
+pub const err_oom: i32 = -3;
+pub const err_config: i32 = -4;
+
+/// The host's limit of patch operations per event.
+pub const max_patches: usize = 64;
+
+pub const Level = enum(i32) { trace = 0, debug = 1, info = 2, warn = 3, err = 4 };
+
+extern "snakepipe_v1" fn log(level: i32, ptr: [*]const u8, len: i32) void;
+
+/// Sends msg to snakepipe's logger (rate-limited by the host).
+pub fn logMsg(level: Level, msg: []const u8) void {
+    log(@intFromEnum(level), msg.ptr, @intCast(msg.len));
+}
+
+/// Compares two byte strings. Up to 16 bytes it uses no Wasm loop: with a
+/// deadline, wazero instruments every loop iteration with a call, so the hot
+/// paths here avoid loops where they can.
+pub inline fn eqBytes(a0: []const u8, b0: []const u8) bool {
+    if (a0.len != b0.len) return false;
+    var a = a0;
+    var b = b0;
+    if (a.len > 16) {
+        while (true) {
+            if (rd64(a, 0) != rd64(b, 0)) return false;
+            a = a[8..];
+            b = b[8..];
+            if (a.len <= 16) break;
+        }
+    }
+    const n = a.len;
+    if (n >= 8) return rd64(a, 0) == rd64(b, 0) and rd64(a, n - 8) == rd64(b, n - 8);
+    if (n >= 4) return rd32(a, 0) == rd32(b, 0) and rd32(a, n - 4) == rd32(b, n - 4);
+    if (n == 0) return true;
+    return a[0] == b[0] and a[n >> 1] == b[n >> 1] and a[n - 1] == b[n - 1];
+}
+
+fn rd16(b: []const u8, o: usize) usize {
+    return std.mem.readIntLittle(u16, b[o..][0..2]);
+}
+fn rd32(b: []const u8, o: usize) usize {
+    return std.mem.readIntLittle(u32, b[o..][0..4]);
+}
+fn rd64(b: []const u8, o: usize) u64 {
+    return std.mem.readIntLittle(u64, b[o..][0..8]);
+}
+
+/// One field: a measurement, a metadata entry or a host-context entry.
+pub const Field = struct {
+    kind: u8,
+    key: []const u8,
+    value: []const u8,
+
+    pub fn int(f: Field) i64 {
+        return if (f.kind == kind_int) @bitCast(rd64(f.value, 0)) else 0;
+    }
+    pub fn float(f: Field) f64 {
+        return if (f.kind == kind_float) @bitCast(rd64(f.value, 0)) else 0;
+    }
+};
+
+pub const Number = union(enum) { int: i64, float: f64 };
+
+pub const FieldIterator = struct {
+    rest: []const u8,
+    left: usize,
+
+    pub fn next(it: *FieldIterator) ?Field {
+        if (it.left == 0) return null;
+        const b = it.rest;
+        const kl = rd16(b, 2);
+        const vl = rd32(b, 4);
+        it.rest = b[8 + kl + vl ..];
+        it.left -= 1;
+        return Field{ .kind = b[0], .key = b[8 .. 8 + kl], .value = b[8 + kl .. 8 + kl + vl] };
+    }
+};
+
+/// A read-only view of one record, valid only during the callback.
+pub const Event = struct {
+    ts_ns: i64,
+    name: []const u8,
+    correlation_id: []const u8,
+    nfields: usize,
+    area: []const u8,
+
+    pub fn fields(e: *const Event) FieldIterator {
+        return .{ .rest = e.area, .left = e.nfields };
+    }
+    pub fn nameIs(e: *const Event, name: []const u8) bool {
+        return eqBytes(e.name, name);
+    }
+    /// First field with kind in [lo, hi] and the given key. The first 8
+    /// fields are visited without a Wasm loop (see eqBytes).
+    pub fn find(e: *const Event, lo: u8, hi: u8, key: []const u8) ?Field {
+        var it = e.fields();
+        inline for (0..8) |_| {
+            const f = it.next() orelse return null;
+            if (f.kind >= lo and f.kind <= hi and eqBytes(f.key, key)) return f;
+        }
+        while (it.next()) |f| {
+            if (f.kind >= lo and f.kind <= hi and eqBytes(f.key, key)) return f;
+        }
+        return null;
+    }
+    pub fn measurement(e: *const Event, key: []const u8) ?Field {
+        return e.find(kind_int, kind_string, key);
+    }
+    pub fn metadata(e: *const Event, key: []const u8) ?[]const u8 {
+        return if (e.find(kind_metadata, kind_metadata, key)) |f| f.value else null;
+    }
+    pub fn hostContext(e: *const Event, key: []const u8) ?[]const u8 {
+        return if (e.find(kind_host_context, kind_host_context, key)) |f| f.value else null;
+    }
+    /// An int or float measurement (null when absent or a string).
+    pub fn number(e: *const Event, key: []const u8) ?Number {
+        const f = e.find(kind_int, kind_float, key) orelse return null;
+        return if (f.kind == kind_int) Number{ .int = f.int() } else Number{ .float = f.float() };
+    }
+};
+
+const Parsed = struct { event: Event, size: usize };
+
+/// Reads the record at the start of b; null when malformed. Every length is
+/// checked, so Event accessors cannot go out of bounds.
+pub fn parseRecord(b: []const u8) ?Parsed {
+    if (b.len < 4) return null;
+    const rl = rd32(b, 0);
+    if (rl > b.len - 4 or rl < 14) return null;
+    const r = b[4 .. 4 + rl];
+    var e: Event = undefined;
+    e.ts_ns = @bitCast(rd64(r, 0));
+    var o: usize = 8;
+    var l = rd16(r, o);
+    o += 2;
+    if (l > rl - o) return null;
+    e.name = r[o .. o + l];
+    o += l;
+    if (rl - o < 2) return null;
+    l = rd16(r, o);
+    o += 2;
+    if (l > rl - o) return null;
+    e.correlation_id = r[o .. o + l];
+    o += l;
+    if (rl - o < 2) return null;
+    e.nfields = rd16(r, o);
+    o += 2;
+    const start = o;
+    var i: usize = 0;
+    // The first 8 fields without a Wasm loop (see eqBytes).
+    inline for (0..8) |_| {
+        if (i < e.nfields) {
+            o = checkField(r, o) orelse return null;
+            i += 1;
+        }
+    }
+    while (i < e.nfields) : (i += 1) {
+        o = checkField(r, o) orelse return null;
+    }
+    e.area = r[start..o]; // bytes after the fields inside a record are skipped
+    return Parsed{ .event = e, .size = 4 + rl };
+}
+
+/// Checks the field at r[o..] and returns the offset after it.
+inline fn checkField(r: []const u8, o: usize) ?usize {
+    const rl = r.len;
+    if (rl - o < 8) return null;
+    const kind = r[o];
+    const kl: u64 = rd16(r, o + 2);
+    const vl: u64 = rd32(r, o + 4);
+    if (kind < kind_int or kind > kind_host_context) return null;
+    if ((kind == kind_int or kind == kind_float) and vl != 8) return null;
+    if (8 + kl + vl > rl - o) return null;
+    return o + 8 + @as(usize, @intCast(kl)) + @as(usize, @intCast(vl));
+}
+
+/// Parses -?[0-9]+ into an i64 without overflow (the rule every SDK uses).
+pub fn parseI64(s: []const u8) ?i64 {
+    var i: usize = 0;
+    const neg = s.len > 0 and s[0] == '-';
+    if (neg) i = 1;
+    if (i == s.len) return null;
+    var u: u64 = 0;
+    while (i < s.len) : (i += 1) {
+        const d = s[i] -% '0';
+        if (d > 9) return null;
+        if (u > (@as(u64, 1) << 63) / 10) return null;
+        u = u * 10 + d;
+        if (u > @as(u64, 1) << 63) return null;
+    }
+    if (!neg and u > (@as(u64, 1) << 63) - 1) return null;
+    return if (neg) @bitCast(0 -% u) else @bitCast(u);
+}
+
+/// The plugin config (keys and values sorted by key), valid during init.
+pub const Config = struct {
+    frame: []const u8,
+
+    pub fn entries(c: *const Config) FieldIterator {
+        if (c.frame.len == 0) return .{ .rest = c.frame, .left = 0 };
+        return .{ .rest = c.frame[2..], .left = rd16(c.frame, 0) };
+    }
+    pub fn get(c: *const Config, key: []const u8) ?[]const u8 {
+        var it = c.entries();
+        while (it.next()) |f| {
+            if (std.mem.eql(u8, f.key, key)) return f.value;
+        }
+        return null;
+    }
+    /// key as a decimal int64, or def when absent; a bad value is logged.
+    pub fn int(c: *const Config, key: []const u8, def: i64) error{Config}!i64 {
+        const v = c.get(key) orelse return def;
+        return parseI64(v) orelse {
+            logMsg(.err, key);
+            logMsg(.err, "config value above is not a decimal int64");
+            return error.Config;
+        };
+    }
+    /// Fails (after logging the key) when a key is not in known.
+    pub fn only(c: *const Config, known: []const []const u8) error{Config}!void {
+        var it = c.entries();
+        outer: while (it.next()) |f| {
+            for (known) |k| {
+                if (std.mem.eql(u8, f.key, k)) continue :outer;
+            }
+            logMsg(.err, "config: unknown key:");
+            logMsg(.err, f.key);
+            return error.Config;
+        }
+    }
+};
+
+fn configValid(p: []const u8) bool {
+    if (p.len == 0) return true;
+    if (p.len < 2) return false;
+    const n = rd16(p, 0);
+    var o: usize = 2;
+    var j: usize = 0;
+    while (j < n) : (j += 1) {
+        if (p.len - o < 8 or p[o] != kind_metadata) return false;
+        const kl: u64 = rd16(p, o + 2);
+        const vl: u64 = rd32(p, o + 4);
+        if (8 + kl + vl > p.len - o) return false;
+        o += 8 + @as(usize, @intCast(kl)) + @as(usize, @intCast(vl));
+    }
+    return o == p.len;
+}
+
+// ---- buffers ---------------------------------------------------------
+
+const static_in = 64 << 10;
+const static_out = 16 << 10;
+const max_buf = 64 << 20;
+
+var in_static: [static_in]u8 = undefined;
+var out_static: [static_out]u8 = undefined;
+var in_ptr: [*]u8 = &in_static;
+var in_cap: usize = static_in;
+var out_ptr: [*]u8 = &out_static;
+var out_cap: usize = static_out;
+var out_len: usize = 0;
+var out_err: i32 = 0;
+
+/// A fresh region of at least need bytes from memory.grow (no allocator is
+/// linked unless the plugin adds one, and Zig's wasm allocators only use the
+/// pages they grew themselves).
+fn grow(need: usize, cap: *usize) ?[*]u8 {
+    if (need > max_buf) return null;
+    const pages = (need + 0xFFFF) >> 16;
+    const old = @wasmMemoryGrow(0, pages);
+    if (old < 0) return null;
+    cap.* = pages << 16;
+    return @ptrFromInt(@as(usize, @intCast(old)) << 16);
+}
+
+fn reserve(n: usize) bool {
+    if (out_err != 0) return false;
+    if (n <= out_cap - out_len) return true;
+    const need = out_len + n;
+    var cap: usize = 0;
+    const p = grow(if (need * 2 > max_buf) need else need * 2, &cap) orelse {
+        out_err = err_oom;
+        return false;
+    };
+    @memcpy(p[0..out_len], out_ptr[0..out_len]);
+    out_ptr = p;
+    out_cap = cap;
+    return true;
+}
+
+fn push(b: []const u8) void {
+    @memcpy(out_ptr[out_len .. out_len + b.len], b);
+    out_len += b.len;
+}
+
+fn result() i64 {
+    if (out_err != 0) return out_err;
+    return (@as(i64, @intCast(@intFromPtr(out_ptr))) << 32) | @as(i64, @intCast(out_len));
+}
+
+// ---- patches ---------------------------------------------------------
+
+/// The changes an enricher makes to one event, applied by the host in order.
+pub const Patch = struct {
+    nops: usize = 0,
+    dropped: bool = false,
+
+    fn op(p: *Patch, kind: u8, opcode: u8, key: []const u8, val: []const u8) void {
+        if (key.len > 0xFFFF or p.nops == max_patches or val.len > max_buf) {
+            logMsg(.err, "patch: key longer than 65535 bytes, value too large or more than 64 patches for one event");
+            out_err = err_generic;
+            return;
+        }
+        if (!reserve(8 + key.len + val.len)) return;
+        var hdr: [8]u8 = undefined;
+        hdr[0] = kind;
+        hdr[1] = opcode;
+        std.mem.writeIntLittle(u16, hdr[2..4], @as(u16, @intCast(key.len)));
+        std.mem.writeIntLittle(u32, hdr[4..8], @as(u32, @intCast(val.len)));
+        push(&hdr);
+        push(key);
+        push(val);
+        p.nops += 1;
+    }
+    pub fn setMetadata(p: *Patch, key: []const u8, val: []const u8) void {
+        p.op(kind_metadata, 1, key, val);
+    }
+    pub fn setString(p: *Patch, key: []const u8, val: []const u8) void {
+        p.op(kind_string, 1, key, val);
+    }
+    pub fn setInt(p: *Patch, key: []const u8, v: i64) void {
+        var b: [8]u8 = undefined;
+        std.mem.writeIntLittle(i64, &b, v);
+        p.op(kind_int, 1, key, &b);
+    }
+    pub fn setFloat(p: *Patch, key: []const u8, v: f64) void {
+        var b: [8]u8 = undefined;
+        std.mem.writeIntLittle(u64, &b, @bitCast(v));
+        p.op(kind_float, 1, key, &b);
+    }
+    pub fn deleteMetadata(p: *Patch, key: []const u8) void {
+        p.op(kind_metadata, 2, key, "");
+    }
+    pub fn deleteMeasurement(p: *Patch, key: []const u8) void {
+        p.op(kind_int, 2, key, "");
+    }
+    /// Drops the event; its patches are discarded.
+    pub fn drop(p: *Patch) void {
+        p.dropped = true;
+    }
+};
+
+// ---- drivers and exports ---------------------------------------------
+
+fn abiVersion() callconv(.C) i32 {
+    return abi_version;
+}
+
+fn inBuf(min: u32) callconv(.C) u32 {
+    if (min > in_cap) {
+        var cap: usize = 0;
+        in_ptr = grow(min, &cap) orelse return 0;
+        in_cap = cap;
+    }
+    return @intCast(@intFromPtr(in_ptr));
+}
+
+fn exportCommon() void {
+    @export(abiVersion, .{ .name = "snk_abi_version", .linkage = .Strong });
+    @export(inBuf, .{ .name = "snk_in_buf", .linkage = .Strong });
+}
+
+pub fn runFilter(n: u32, len: u32, comptime keep: fn (*const Event) bool) i64 {
+    if (len > in_cap) return err_bad_input;
+    var b: []const u8 = in_ptr[0..len];
+    out_len = 0;
+    out_err = 0;
+    if (!reserve(n)) return out_err;
+    var i: usize = 0;
+    while (i < n) : (i += 1) {
+        const r = parseRecord(b) orelse return err_bad_input;
+        out_ptr[i] = if (keep(&r.event)) 1 else 0;
+        b = b[r.size..];
+    }
+    if (b.len != 0) return err_bad_input;
+    out_len = n;
+    return result();
+}
+
+pub fn runEnrich(n: u32, len: u32, comptime f: fn (*const Event, *Patch) void) i64 {
+    if (len > in_cap) return err_bad_input;
+    var b: []const u8 = in_ptr[0..len];
+    out_len = 0;
+    out_err = 0;
+    var i: usize = 0;
+    while (i < n) : (i += 1) {
+        const r = parseRecord(b) orelse return err_bad_input;
+        if (!reserve(4)) return out_err;
+        const head = out_len;
+        out_len += 4;
+        var p = Patch{};
+        f(&r.event, &p);
+        if (out_err != 0) return out_err;
+        const h = out_ptr[head .. head + 4];
+        if (p.dropped) {
+            out_len = head + 4;
+            @memcpy(h, &[4]u8{ 1, 0, 0, 0 });
+        } else {
+            h[0] = if (p.nops > 0) 2 else 0;
+            h[1] = 0;
+            std.mem.writeIntLittle(u16, h[2..4], @as(u16, @intCast(p.nops)));
+        }
+        b = b[r.size..];
+    }
+    if (b.len != 0) return err_bad_input;
+    return result();
+}
+
+/// Exports snk_filter (plus snk_abi_version and snk_in_buf) for keep, which
+/// returns true to keep the event. Call from a comptime block.
+pub fn exportFilter(comptime keep: fn (*const Event) bool) void {
+    const S = struct {
+        fn filter(n: u32, len: u32) callconv(.C) i64 {
+            return runFilter(n, len, keep);
+        }
+    };
+    @export(S.filter, .{ .name = "snk_filter", .linkage = .Strong });
+    exportCommon();
+}
+
+/// Exports snk_enrich (plus snk_abi_version and snk_in_buf) for f.
+pub fn exportEnrich(comptime f: fn (*const Event, *Patch) void) void {
+    const S = struct {
+        fn enrich(n: u32, len: u32) callconv(.C) i64 {
+            return runEnrich(n, len, f);
+        }
+    };
+    @export(S.enrich, .{ .name = "snk_enrich", .linkage = .Strong });
+    exportCommon();
+}
+
+/// Exports snk_init for f; the Config is valid only during the call.
+pub fn exportInit(comptime f: fn (*const Config) error{Config}!void) void {
+    const S = struct {
+        fn init(cfg_len: u32) callconv(.C) i32 {
+            if (cfg_len > in_cap or !configValid(in_ptr[0..cfg_len])) {
+                logMsg(.err, "snk_init: malformed config frame");
+                return err_config;
+            }
+            const c = Config{ .frame = in_ptr[0..cfg_len] };
+            f(&c) catch return err_config;
+            return 0;
+        }
+    };
+    @export(S.init, .{ .name = "snk_init", .linkage = .Strong });
+}
