@@ -9,7 +9,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 
-TEST_TARGETS := test-go
+TEST_TARGETS := check-generated check-fmt test-go
 GENERATE_TARGETS := generate-proto
 BENCH_TARGETS := bench-go
 PLUGIN_TARGETS :=
@@ -17,7 +17,7 @@ PLUGIN_TARGETS :=
 include mk/*.mk
 
 .DEFAULT_GOAL := build
-.PHONY: build run test test-go generate check lint bench bench-go plugins clean
+.PHONY: build run test test-go generate check check-generated check-fmt lint bench bench-go plugins clean
 
 build: ## Build bin/snakepipe
 	$(GO) build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/snakepipe ./cmd/snakepipe
@@ -31,6 +31,26 @@ test-go: $(PLUGIN_TARGETS)
 	$(GO) test -race -shuffle=on -timeout 15m ./...
 
 generate: $(GENERATE_TARGETS) ## Regenerate committed generated code
+
+# Files `make generate` writes. check-generated (part of `make test`, so CI)
+# fails when generating changes any of them: a .proto or the catalog was edited
+# without regenerating. It compares the tree's state before and after rather
+# than against HEAD, so uncommitted work in progress does not fail it.
+GENERATED := proto python/snakepipe/v1 docs/catalog.md
+
+check-generated: ## Fail if generated code is stale
+	@snap() { git status --porcelain --untracked-files=all -- $(GENERATED); git diff -- $(GENERATED); }; \
+	before=$$(snap | sha256sum); \
+	$(MAKE) --no-print-directory generate; \
+	after=$$(snap | sha256sum); \
+	if [ "$$before" != "$$after" ]; then \
+		echo "generated files were stale: make generate rewrote the files below; commit them"; \
+		git status --short -- $(GENERATED); exit 1; \
+	fi
+
+check-fmt: ## Fail if gofmt would change a file
+	@files=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
 
 check: generate ## Fail if generated code, formatting or go.mod are stale
 	gofmt -l . | (! grep .) || { echo "gofmt needed on the files above"; exit 1; }
