@@ -226,7 +226,7 @@ func TestAdminTap(t *testing.T) {
 	var names []string
 	for {
 		ev, err := stream.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

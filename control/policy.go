@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -443,20 +444,26 @@ func (s *Store) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("policy state: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("policy state: %w", err)
+	_, err = tmp.Write(append(data, '\n'))
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("policy state: %w", err)
+	// Close even after a failed write: the descriptor must not leak.
+	err = errors.Join(err, tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), s.state)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("policy state: %w", err)
+	if err != nil {
+		// The temporary file is only garbage now; the old state file stands.
+		return errors.Join(fmt.Errorf("policy state: %w", err), removeIfExists(tmp.Name()))
 	}
-	if err := os.Rename(tmp.Name(), s.state); err != nil {
-		return fmt.Errorf("policy state: %w", err)
+	return nil
+}
+
+// removeIfExists removes path; a file that is already gone is not an error.
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }

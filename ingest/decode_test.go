@@ -442,7 +442,11 @@ func BenchmarkDecodeCheck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Shutdown(context.Background())
+	b.Cleanup(func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			b.Error(err)
+		}
+	})
 	c := newConn(WorkerInfo{WorkerID: "w"}, &pipeline.Origin{WorkerID: "w"})
 	d := newDecoder(checker)
 	b.ReportAllocs()

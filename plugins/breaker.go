@@ -80,9 +80,3 @@ func (b *breaker) failure() bool {
 
 // reset closes the breaker (a new version was deployed).
 func (b *breaker) reset() { b.success() }
-
-func (b *breaker) isOpen() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.open
-}

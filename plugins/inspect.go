@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,14 +19,14 @@ import (
 // host (no disk cache, no watching) and reports what it found. err is
 // non-nil only if the file cannot be read; check problems are listed in
 // Info.Problems.
-func Inspect(ctx context.Context, path string) (Info, error) {
+func Inspect(ctx context.Context, path string) (_ Info, err error) {
 	cfg := DefaultHostConfig()
 	cfg.Cache, cfg.Watch = false, false
 	h, err := NewHost(cfg, nil, nil)
 	if err != nil {
 		return Info{}, err
 	}
-	defer h.Close(ctx)
+	defer func() { err = errors.Join(err, h.Close(ctx)) }()
 	return h.Inspect(ctx, path)
 }
 

@@ -45,7 +45,7 @@ var ErrTestFailed = errors.New("plugin failed on the test input")
 // event, whether it was kept, dropped or changed (with the changes), then
 // a summary with the time per event. It returns an error wrapping
 // ErrTestFailed if any batch failed, or the load error.
-func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, error) {
+func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (_ TestSummary, err error) {
 	var sum TestSummary
 	events, err := pipeline.ReadEventsJSON(opts.Input)
 	if err != nil {
@@ -66,7 +66,7 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 			return sum, err
 		}
 	}
-	defer h.Close(ctx)
+	defer func() { err = errors.Join(err, h.Close(ctx)) }()
 	cfg := DefaultConfig()
 	cfg.Path, cfg.Kind, cfg.Config, cfg.Instances = opts.Path, opts.Kind, opts.Config, 1
 	cfg.Deadline = hardMaxDeadline
@@ -74,7 +74,7 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 	if err != nil {
 		return sum, err
 	}
-	defer s.Shutdown(ctx)
+	defer func() { err = errors.Join(err, s.Shutdown(ctx)) }()
 	ver, _ := s.Current()
 	var b strings.Builder
 	fmt.Fprintf(&b, "plugin %s: %s, sha256 %s\n", opts.Path, ver.Kind, ver.SHA256[:16])

@@ -115,7 +115,7 @@ func (g *guest) setup(bin []byte, cfg map[string]string) error {
 	if v := g.mod.ExportedFunction("snk_abi_version"); v == nil {
 		return errors.New("no snk_abi_version export")
 	} else if r, err := v.Call(ctx); err != nil || r[0] != 1 {
-		return fmt.Errorf("snk_abi_version = %v, %v", r, err)
+		return fmt.Errorf("snk_abi_version = %v: %w", r, err)
 	}
 	g.mem = g.mod.Memory()
 	g.inBuf = g.mod.ExportedFunction("snk_in_buf")

@@ -584,7 +584,11 @@ func TestBufferBytesFlushesEarly(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Shutdown(context.Background())
+	t.Cleanup(func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
 	if err := s.Write(context.Background(), sinktest.Batch("a", 1)); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package snk
 
-import "unsafe"
+import (
+	"errors"
+	"unsafe"
+)
 
 // The guest-side state: the input buffer the host writes batches and the
 // config frame into, the result buffer, and the registered callbacks. A Wasm
@@ -84,7 +87,7 @@ func RunEnrich(n, l uint32, fn func(*Event, *Patch)) int64 {
 
 func result(out []byte, err error) int64 {
 	switch {
-	case err == errMalformed:
+	case errors.Is(err, errMalformed):
 		return ErrBadInput
 	case err != nil:
 		Log(LevelError, err.Error())
