@@ -9,7 +9,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 
-TEST_TARGETS := check-generated check-fmt test-go
+TEST_TARGETS := check-generated check-fmt lint test-go
 GENERATE_TARGETS := generate-proto
 BENCH_TARGETS := bench-go
 PLUGIN_TARGETS :=
