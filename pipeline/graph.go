@@ -36,6 +36,11 @@ type GraphSettings struct {
 	// breaker). The wrapper owns the sink: its Start and Shutdown must start
 	// and shut down the sink it wraps.
 	WrapSink func(set Settings, s Sink) (Sink, error)
+	// ReuseSink, if set, is asked for each sink before it is created: a
+	// non-nil result is used as it is (neither created nor wrapped). A
+	// config reload passes the sinks whose settings did not change, as
+	// SharedSink handles, so they are not opened a second time.
+	ReuseSink func(set Settings) Sink
 }
 
 // Graph is the running set of pipelines: it is the Consumer ingest hands
@@ -145,6 +150,14 @@ func NewGraph(ctx context.Context, set GraphSettings, f Factories, cfg GraphConf
 			continue
 		}
 		sset := Settings{ID: id, Logger: log.Named("sink").With("sink", id.String()), Metrics: set.Metrics}
+		if set.ReuseSink != nil {
+			if sk := set.ReuseSink(sset); sk != nil {
+				n := &sinkNode{id: id, sink: sk}
+				sinkByID[id] = n
+				g.sinks = append(g.sinks, n)
+				continue
+			}
+		}
 		sk, err := f.Sinks[id.Type].CreateSink(ctx, sset, cfg.Sinks[id])
 		if err == nil && set.WrapSink != nil {
 			var wrapped Sink
