@@ -191,13 +191,6 @@ func NewGraph(ctx context.Context, set GraphSettings, f Factories, cfg GraphConf
 			p.dropCounter(reason)
 		}
 		p.queue = NewQueue(pc.Queue, p.countDrop)
-		q := p.queue
-		set.Metrics.GaugeFunc("snakepipe_pipeline_queue_events", "Events waiting in the pipeline's queue.",
-			func() float64 { _, ev, _ := q.Len(); return float64(ev) }, L("pipeline", name)...)
-		set.Metrics.GaugeFunc("snakepipe_pipeline_queue_bytes", "Approximate bytes waiting in the pipeline's queue.",
-			func() float64 { _, _, by := q.Len(); return float64(by) }, L("pipeline", name)...)
-		set.Metrics.GaugeFunc("snakepipe_pipeline_queue_batches", "Batches waiting in the pipeline's queue.",
-			func() float64 { ba, _, _ := q.Len(); return float64(ba) }, L("pipeline", name)...)
 
 		for i, s := range pc.Stages {
 			id := MustComponentID(s)
@@ -318,9 +311,23 @@ func (g *Graph) Start(ctx context.Context) error {
 			g.workers.Add(1)
 			go g.runWorker(p)
 		}
+		p.registerQueueGauges()
 	}
 	g.state = stateRunning
 	return nil
+}
+
+// registerQueueGauges points the pipeline's queue gauges at its queue. It
+// runs on Start, not in NewGraph: a graph built by a config reload that then
+// fails must not take the running graph's gauges over.
+func (p *pipe) registerQueueGauges() {
+	q, lbl := p.queue, L("pipeline", p.name)
+	p.metrics.GaugeFunc("snakepipe_pipeline_queue_events", "Events waiting in the pipeline's queue.",
+		func() float64 { _, ev, _ := q.Len(); return float64(ev) }, lbl...)
+	p.metrics.GaugeFunc("snakepipe_pipeline_queue_bytes", "Approximate bytes waiting in the pipeline's queue.",
+		func() float64 { _, _, by := q.Len(); return float64(by) }, lbl...)
+	p.metrics.GaugeFunc("snakepipe_pipeline_queue_batches", "Batches waiting in the pipeline's queue.",
+		func() float64 { ba, _, _ := q.Len(); return float64(ba) }, lbl...)
 }
 
 // Consume gives b to every pipeline. It blocks while a pipeline with the

@@ -140,3 +140,57 @@ func TestSharedSinkHandleShutdownTwice(t *testing.T) {
 		t.Error("Start after the sink was shut down succeeded")
 	}
 }
+
+// TestFailedGraphKeepsRunningGauges: a second graph over the same
+// pipeline names that fails to start (a reload that is rolled back) leaves
+// the queue gauges reading the running graph's queue.
+func TestFailedGraphKeepsRunningGauges(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	rec := newRecorder()
+	f := testFactories(t, rec)
+	f.Sinks["block"] = NewSinkFactory("block", func() Config { return &testSinkConfig{} },
+		func(context.Context, Settings, Config) (Sink, error) {
+			return SinkFunc(func(context.Context, *Batch) error {
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
+				<-release
+				return nil
+			}), nil
+		})
+	m := NewMetrics()
+	running := GraphConfig{
+		Sinks:     map[ComponentID]Config{MustComponentID("block/a"): &testSinkConfig{}},
+		Pipelines: map[string]PipelineConfig{"p": pipeCfg(nil, []string{"block/a"}, func(pc *PipelineConfig) { pc.Workers = 1 })},
+	}
+	g1 := startGraph(t, f, running, m)
+	for i := range 3 {
+		if err := g1.Consume(context.Background(), seqBatch(uint64(i), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-entered // one batch is in the sink, two wait in the queue
+	if got := graphMetric(t, m, "snakepipe_pipeline_queue_batches", "pipeline", "p"); got != 2 {
+		t.Fatalf("queue_batches = %v, want 2", got)
+	}
+	failing := GraphConfig{
+		Sinks:     map[ComponentID]Config{MustComponentID("rec/bad"): &testSinkConfig{FailStart: true}},
+		Pipelines: map[string]PipelineConfig{"p": pipeCfg(nil, []string{"rec/bad"})},
+	}
+	g2, err := NewGraph(context.Background(), GraphSettings{Metrics: m}, f, failing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g2.Start(context.Background()); err == nil {
+		t.Fatal("a graph whose sink fails to start started")
+	}
+	if got := graphMetric(t, m, "snakepipe_pipeline_queue_batches", "pipeline", "p"); got != 2 {
+		t.Errorf("queue_batches = %v after a failed graph, want the running graph's 2", got)
+	}
+	close(release)
+	if err := g1.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
