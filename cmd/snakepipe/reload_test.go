@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,8 @@ stages:
 sinks:
   file/all:
     path: %s
+    flush_interval: 0
+    fsync: never
     queue: {full_policy: block}
 %spipelines:
   default:
@@ -182,6 +185,28 @@ func (sw *streamingWorker) finish(t *testing.T) int64 {
 	return sw.sent.Load()
 }
 
+// waitWorkerEvents waits until the file holds at least n whole lines of
+// worker events: sending is asynchronous, and the next step of a test must
+// not overtake what was sent before it.
+func waitWorkerEvents(t *testing.T, path string, n int) {
+	t.Helper()
+	for {
+		data, _ := os.ReadFile(path)
+		got := 0
+		if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+			for _, line := range bytes.Split(data[:i], []byte("\n")) {
+				if ev, err := pipeline.ParseEventJSON(line); err == nil && ev.Origin != nil {
+					got++
+				}
+			}
+		}
+		if got >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func reloadCount(t *testing.T, svc *Service, result string) float64 {
 	t.Helper()
 	return metric(t, svc.Metrics(), "snakepipe_config_reloads_total", "result", result)
@@ -203,14 +228,28 @@ func TestReloadUnderTrafficLosesNothing(t *testing.T) {
 		gen   string
 		extra bool
 	}{{"v2", false}, {"v3", true}, {"v4", true}, {"v4", true}}
+	// The old graph has drained when Reload returns, so what the stage
+	// passes on afterwards went through the new one.
+	waitProcessed := func(n float64) {
+		t.Helper()
+		target := metric(t, svc.Metrics(), "snakepipe_pipeline_stage_events_out_total", "pipeline", "default", "stage", "metadata/gen") + n
+		for metric(t, svc.Metrics(), "snakepipe_pipeline_stage_events_out_total", "pipeline", "default", "stage", "metadata/gen") < target {
+			select {
+			case err := <-sw.done:
+				t.Fatalf("the worker stopped sending: %v", err)
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	sw.waitSent(t, 500)
 	for _, st := range steps {
-		sw.waitSent(t, 500)
+		waitProcessed(300)
 		writeFile(t, path, reloadConfig(dir, st.gen, st.extra, ""))
 		if err := svc.Reload(context.Background(), loadFile(path)); err != nil {
 			t.Fatalf("reload to %s: %v", st.gen, err)
 		}
 	}
-	sw.waitSent(t, 500)
+	waitProcessed(300)
 	sent := sw.finish(t)
 	if err := svc.Shutdown(context.Background()); err != nil {
 		t.Fatalf("Shutdown: %v", err)
@@ -339,6 +378,12 @@ func TestReloadFailedToApply(t *testing.T) {
 	if v := reloadCount(t, svc, "failed"); v != 1 {
 		t.Errorf("reloads{failed} = %v, want 1", v)
 	}
+	if v := metric(t, svc.Metrics(), "snakepipe_config_last_reload_successful"); v != 0 {
+		t.Errorf("last_reload_successful = %v after a failed reload, want 0", v)
+	}
+	if v := metric(t, svc.Metrics(), "snakepipe_config_last_reload_success_timestamp_seconds"); v < float64(time.Now().Add(-time.Hour).Unix()) {
+		t.Errorf("last success timestamp = %v, want the start time", v)
+	}
 	if got := svc.sinks[pipeline.MustComponentID("file/all")].shared.Refs(); got != 1 {
 		t.Errorf("file/all has %d handles after the failed reload, want 1 (the running graph's)", got)
 	}
@@ -397,8 +442,8 @@ func TestReloadKeepsUnchangedSink(t *testing.T) {
 		t.Fatal(err)
 	}
 	events, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
-	if len(events) != 2 || events[0].TimestampNs != 1 || events[1].TimestampNs != 2 {
-		t.Errorf("file/all has %v, want events 1 then 2 appended to one file", events)
+	if len(events) != 2 || events[0].TimestampNs+events[1].TimestampNs != 3 {
+		t.Errorf("file/all has %v, want events 1 and 2 appended to one file", events)
 	}
 	if v := metric(t, svc.Metrics(), "snakepipe_sink_file_torn_tails_total", "sink", "file/all"); v != 0 {
 		t.Errorf("torn tails = %v: the file was reopened and repaired", v)
@@ -422,12 +467,28 @@ func TestReloadAddsCatalogEvent(t *testing.T) {
 	}
 	w := dialWorker(t, svc.IngestAddr(), "worker-1")
 	w.batch(job(1))
+	// Sending is asynchronous: wait until the host has rejected it.
+	for metric(t, svc.Metrics(), "snakepipe_ingest_events_rejected_total", "reason", "unknown_event") < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	graphBefore := svc.graph
 	writeFile(t, path, reloadConfig(dir, "v1", false, userEventCatalog)+"policy: {deny: [python.gc.*]}\n")
 	if err := svc.Reload(context.Background(), loadFile(path)); err != nil {
 		t.Fatal(err)
 	}
+	if svc.graph != graphBefore {
+		t.Error("a reload that changed only the catalog and policy rebuilt the pipeline graph")
+	}
 	w.batch(job(2))
-	w.finish()
+	var pushed *pb.Policy
+	for _, m := range w.finish() {
+		if p := m.GetPolicy(); p != nil {
+			pushed = p
+		}
+	}
+	if pushed == nil || !slices.Equal(pushed.GetDeny(), []string{"python.gc.*"}) || pushed.GetDefaultSampleRate() != 0.25 {
+		t.Errorf("last Policy frame on the live stream = %v, want deny [python.gc.*] from the new config and the runtime rate 0.25", pushed)
+	}
 	if err := svc.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -488,6 +549,8 @@ func TestRunReloadsOnHangupAndFileChange(t *testing.T) {
 	job := &pb.Event{Name: "myapp.job.done", TimestampNs: 1, Measurements: []*pb.MeasurementEntry{intM("items", 3)}}
 	w := dialWorker(t, addr[1], "worker-1")
 	w.batch(job, callStop(1, "", 1, "a"))
+	events := filepath.Join(dir, "events.jsonl")
+	waitWorkerEvents(t, events, 1)
 
 	// SIGHUP: the file was changed without a poll noticing (same size and
 	// content checks aside, the signal must reload on its own).
@@ -496,11 +559,19 @@ func TestRunReloadsOnHangupAndFileChange(t *testing.T) {
 	waitLog("config reloaded", 1)
 	job2 := &pb.Event{Name: "myapp.job.done", TimestampNs: 2, Measurements: []*pb.MeasurementEntry{intM("items", 3)}}
 	w.batch(job2, callStop(2, "", 1, "b"))
+	waitWorkerEvents(t, events, 3)
 
-	// A file change alone reloads.
-	writeFile(t, path, strings.Replace(reloadConfig(dir, "v3", false, userEventCatalog), "log: {level: error}", "log: {level: info}", 1))
+	// Touching the file does not reload; a change of content alone does.
+	// The new listen address needs a restart: logged, and the stream stays.
+	now := time.Now().Add(time.Minute)
+	if err := os.Chtimes(path, now, now); err != nil {
+		t.Fatal(err)
+	}
+	v3 := strings.Replace(reloadConfig(dir, "v3", false, userEventCatalog), "log: {level: error}", "log: {level: info}", 1)
+	writeFile(t, path, strings.Replace(v3, "listen: 127.0.0.1:0", "listen: 127.0.0.1:1", 1))
 	waitLog("config reloaded", 2)
 	w.batch(callStop(3, "", 1, "c"))
+	waitWorkerEvents(t, events, 4)
 
 	// An invalid file is refused; the running config stays.
 	writeFile(t, path, "pipelines: {default: {sinks: []}}\n")
@@ -513,28 +584,33 @@ func TestRunReloadsOnHangupAndFileChange(t *testing.T) {
 		t.Fatalf("run exited with %d, want 0:\n%s", got, stderr.String())
 	}
 	out := stderr.String()
-	for _, want := range []string{`reason=SIGHUP`, `reason="config file changed"`} {
+	if n := strings.Count(out, "reloading config"); n != 3 {
+		t.Errorf("%d reloads, want 3 (SIGHUP, file change, invalid file; not the touch):\n%s", n, out)
+	}
+	for _, want := range []string{`reason=SIGHUP`, `reason="config file changed"`, "ingest.listen changed but needs a restart"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
-	events, host := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	got, host := splitHostEvents(readEvents(t, events))
 	if len(host) != 2 {
 		t.Errorf("host events %v, want one connect and one disconnect", names(host))
 	}
-	var got []string
-	for _, e := range events {
+	var seen []string
+	for _, e := range got {
 		g, _ := e.Meta("gen")
-		got = append(got, fmt.Sprintf("%s@%d/%s", e.Name, e.TimestampNs, g))
+		seen = append(seen, fmt.Sprintf("%s@%d/%s", e.Name, e.TimestampNs, g))
 	}
+	slices.Sort(seen) // two pipeline workers may swap batches within one config
 	want := []string{
 		"python.call.stop@1/v1",
 		"myapp.job.done@2/v2", "python.call.stop@2/v2",
 		"python.call.stop@3/v3",
 		"python.call.stop@4/v3",
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("events:\n got  %v\n want %v", got, want)
+	slices.Sort(want)
+	if !slices.Equal(seen, want) {
+		t.Errorf("events:\n got  %v\n want %v", seen, want)
 	}
 }
 
@@ -555,5 +631,79 @@ func TestReloadRestartOnlySettings(t *testing.T) {
 	kept := keepRestartOnly(&cur, &next)
 	if kept.Ingest.Listen != cur.Ingest.Listen || kept.Log.Format != cur.Log.Format || kept.Log.Level != "debug" {
 		t.Errorf("kept config: listen %q format %q level %q", kept.Ingest.Listen, kept.Log.Format, kept.Log.Level)
+	}
+}
+
+// TestReloadChangesWasmStage: a reload that changes a wasm stage's config
+// loads the plugin anew for the new graph and retires the old instance;
+// the same worker stream's events go through the new settings.
+func TestReloadChangesWasmStage(t *testing.T) {
+	wasm, err := filepath.Abs("../../plugins/testdata/filter.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snakepipe.yaml")
+	withFilter := func(min string) string {
+		return strings.Replace(fileSinkConfig(dir, ""), "    sinks: [file/all]", "    stages: [wasm/slow]\n    sinks: [file/all]", 1) +
+			fmt.Sprintf("stages:\n  wasm/slow:\n    path: %s\n    config: {min_duration_ns: %q}\nplugins: {cache: false}\n", wasm, min)
+	}
+	writeFile(t, path, withFilter("1000"))
+	svc := startServiceFile(t, path)
+	w := dialWorker(t, svc.IngestAddr(), "worker-1")
+	w.batch(callStop(1, "", 500, "a"), callStop(2, "", 1500, "b"))
+	writeFile(t, path, withFilter("2000"))
+	if err := svc.Reload(context.Background(), loadFile(path)); err != nil {
+		t.Fatal(err)
+	}
+	if vs := svc.plugins.Plugins(); len(vs) != 1 || vs[0].Plugin != "wasm/slow" {
+		t.Errorf("plugins after reload = %+v, want only the new wasm/slow", vs)
+	}
+	w.batch(callStop(3, "", 1500, "c"), callStop(4, "", 2500, "d"))
+	w.finish()
+	if err := svc.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	var ts []int64
+	for _, e := range got {
+		ts = append(ts, e.TimestampNs)
+	}
+	if want := []int64{2, 4}; !slices.Equal(ts, want) {
+		t.Errorf("kept timestamps %v, want %v (threshold 1000, then 2000 after the reload)", ts, want)
+	}
+}
+
+// TestReloadLogLevel: log.level applies live.
+func TestReloadLogLevel(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snakepipe.yaml")
+	writeFile(t, path, reloadConfig(dir, "v1", false, ""))
+	cfg, err := loadFile(path)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	log := newLogger(cfg.Log, &logs)
+	svc, err := NewService(context.Background(), cfg, ServiceOptions{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = svc.Shutdown(context.Background()) }()
+	if log.IsDebug() {
+		t.Fatal("debug logging on at level error")
+	}
+	writeFile(t, path, strings.Replace(reloadConfig(dir, "v1", false, ""), "log: {level: error}", "log: {level: debug}", 1))
+	if err := svc.Reload(context.Background(), loadFile(path)); err != nil {
+		t.Fatal(err)
+	}
+	if !log.IsDebug() || !svc.log.Named("pipeline").IsDebug() {
+		t.Error("log.level debug did not apply on reload")
+	}
+	if !strings.Contains(logs.String(), "changed=log.level") {
+		t.Errorf("reload log does not say what changed:\n%s", logs.String())
 	}
 }
