@@ -46,6 +46,7 @@ Examples:
   snakepipe run
   snakepipe run -c /etc/snakepipe/snakepipe.yaml
   snakepipe run --listen 0.0.0.0:7417 --log-level debug
+  kill -HUP $(pidof snakepipe)        reload the config
 `
 
 func runRun(ctx context.Context, c *cli, args []string) int {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -705,5 +708,72 @@ func TestReloadLogLevel(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "changed=log.level") {
 		t.Errorf("reload log does not say what changed:\n%s", logs.String())
+	}
+}
+
+// TestBinaryHangup: the real binary reloads on a real SIGHUP (instead of
+// dying of it): a catalog event added to the file is accepted afterwards.
+func TestBinaryHangup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := snakepipeBinary(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snakepipe.yaml")
+	writeFile(t, path, reloadConfig(dir, "v1", false, ""))
+	run := exec.Command(bin, "run", "-c", path, "--log-format", "json", "--log-level", "info")
+	stderr, err := run.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = run.Process.Kill() }()
+	messages := make(chan map[string]any, 100)
+	go func() {
+		defer close(messages)
+		lines := bufio.NewScanner(stderr)
+		for lines.Scan() {
+			var entry map[string]any
+			if json.Unmarshal(lines.Bytes(), &entry) == nil {
+				messages <- entry
+			}
+		}
+	}()
+	await := func(msg string) map[string]any {
+		t.Helper()
+		for entry := range messages {
+			if entry["@message"] == msg {
+				return entry
+			}
+		}
+		t.Fatalf("snakepipe exited before logging %q", msg)
+		return nil
+	}
+	addr, _ := await("snakepipe started")["ingest"].(string)
+
+	w := dialWorker(t, addr, "bin-worker")
+	writeFile(t, path, reloadConfig(dir, "v2", false, userEventCatalog))
+	if err := run.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	await("config reloaded")
+	w.batch(&pb.Event{Name: "myapp.job.done", TimestampNs: 7, Measurements: []*pb.MeasurementEntry{intM("items", 3)}})
+	w.finish()
+	if err := run.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range messages {
+	}
+	if err := run.Wait(); err != nil {
+		t.Fatalf("snakepipe run exited with %v, want 0", err)
+	}
+	got, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	if len(got) != 1 || got[0].Name != "myapp.job.done" {
+		t.Fatalf("events after SIGHUP = %v, want the newly cataloged myapp.job.done", names(got))
+	}
+	if g, _ := got[0].Meta("gen"); g != "v2" {
+		t.Errorf("event went through config %q, want v2", g)
 	}
 }
