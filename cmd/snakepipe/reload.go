@@ -392,7 +392,9 @@ func (w *configWatch) run(ctx context.Context, reload func(reason string)) {
 		case <-ctx.Done():
 			return
 		case <-w.hangup:
-			w.last = fingerprint(w.path, w.last)
+			if w.path != "" {
+				w.last = fingerprint(w.path, w.last) // this content needs no second reload
+			}
 			reload("SIGHUP")
 		case <-tick:
 			fp := fingerprint(w.path, w.last)
