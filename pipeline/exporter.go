@@ -259,10 +259,6 @@ func newExporter(set Settings, sink Sink, cfg ExporterConfig, clk clock) *Export
 			log.Info("sink circuit closed; delivering again", "sink", id)
 		}
 	})
-	m.GaugeFunc("snakepipe_sink_queue_events", "Events waiting in the sink's queue.",
-		func() float64 { _, ev, _ := e.queue.Len(); return float64(ev) }, lbl...)
-	m.GaugeFunc("snakepipe_sink_queue_bytes", "Approximate bytes waiting in the sink's queue.",
-		func() float64 { _, _, by := e.queue.Len(); return float64(by) }, lbl...)
 	e.runCtx, e.cancelRun = context.WithCancel(context.Background())
 	return e
 }
@@ -287,6 +283,13 @@ func (e *Exporter) Start(ctx context.Context) error {
 		return fmt.Errorf("sink %s: start: %w", e.set.ID, err)
 	}
 	e.started = true
+	// Registered on Start, not in NewExporter: an exporter built by a
+	// config reload that then fails must not take the running one's gauges.
+	m, lbl := e.set.Metrics, L("sink", e.set.ID.String())
+	m.GaugeFunc("snakepipe_sink_queue_events", "Events waiting in the sink's queue.",
+		func() float64 { _, ev, _ := e.queue.Len(); return float64(ev) }, lbl...)
+	m.GaugeFunc("snakepipe_sink_queue_bytes", "Approximate bytes waiting in the sink's queue.",
+		func() float64 { _, _, by := e.queue.Len(); return float64(by) }, lbl...)
 	for i := 0; i < e.cfg.Workers; i++ {
 		e.wg.Add(1)
 		go e.worker()

@@ -36,6 +36,11 @@ type GraphSettings struct {
 	// breaker). The wrapper owns the sink: its Start and Shutdown must start
 	// and shut down the sink it wraps.
 	WrapSink func(set Settings, s Sink) (Sink, error)
+	// ReuseSink, if set, is asked for each sink before it is created: a
+	// non-nil result is used as it is (neither created nor wrapped). A
+	// config reload passes the sinks whose settings did not change, as
+	// SharedSink handles, so they are not opened a second time.
+	ReuseSink func(set Settings) Sink
 }
 
 // Graph is the running set of pipelines: it is the Consumer ingest hands
@@ -145,6 +150,14 @@ func NewGraph(ctx context.Context, set GraphSettings, f Factories, cfg GraphConf
 			continue
 		}
 		sset := Settings{ID: id, Logger: log.Named("sink").With("sink", id.String()), Metrics: set.Metrics}
+		if set.ReuseSink != nil {
+			if sk := set.ReuseSink(sset); sk != nil {
+				n := &sinkNode{id: id, sink: sk}
+				sinkByID[id] = n
+				g.sinks = append(g.sinks, n)
+				continue
+			}
+		}
 		sk, err := f.Sinks[id.Type].CreateSink(ctx, sset, cfg.Sinks[id])
 		if err == nil && set.WrapSink != nil {
 			var wrapped Sink
@@ -178,13 +191,6 @@ func NewGraph(ctx context.Context, set GraphSettings, f Factories, cfg GraphConf
 			p.dropCounter(reason)
 		}
 		p.queue = NewQueue(pc.Queue, p.countDrop)
-		q := p.queue
-		set.Metrics.GaugeFunc("snakepipe_pipeline_queue_events", "Events waiting in the pipeline's queue.",
-			func() float64 { _, ev, _ := q.Len(); return float64(ev) }, L("pipeline", name)...)
-		set.Metrics.GaugeFunc("snakepipe_pipeline_queue_bytes", "Approximate bytes waiting in the pipeline's queue.",
-			func() float64 { _, _, by := q.Len(); return float64(by) }, L("pipeline", name)...)
-		set.Metrics.GaugeFunc("snakepipe_pipeline_queue_batches", "Batches waiting in the pipeline's queue.",
-			func() float64 { ba, _, _ := q.Len(); return float64(ba) }, L("pipeline", name)...)
 
 		for i, s := range pc.Stages {
 			id := MustComponentID(s)
@@ -305,9 +311,23 @@ func (g *Graph) Start(ctx context.Context) error {
 			g.workers.Add(1)
 			go g.runWorker(p)
 		}
+		p.registerQueueGauges()
 	}
 	g.state = stateRunning
 	return nil
+}
+
+// registerQueueGauges points the pipeline's queue gauges at its queue. It
+// runs on Start, not in NewGraph: a graph built by a config reload that then
+// fails must not take the running graph's gauges over.
+func (p *pipe) registerQueueGauges() {
+	q, lbl := p.queue, L("pipeline", p.name)
+	p.metrics.GaugeFunc("snakepipe_pipeline_queue_events", "Events waiting in the pipeline's queue.",
+		func() float64 { _, ev, _ := q.Len(); return float64(ev) }, lbl...)
+	p.metrics.GaugeFunc("snakepipe_pipeline_queue_bytes", "Approximate bytes waiting in the pipeline's queue.",
+		func() float64 { _, _, by := q.Len(); return float64(by) }, lbl...)
+	p.metrics.GaugeFunc("snakepipe_pipeline_queue_batches", "Batches waiting in the pipeline's queue.",
+		func() float64 { ba, _, _ := q.Len(); return float64(ba) }, lbl...)
 }
 
 // Consume gives b to every pipeline. It blocks while a pipeline with the

@@ -31,6 +31,13 @@ The config is the file, then SNAKEPIPE_ environment variables
 (SNAKEPIPE_LOG__LEVEL=debug sets log.level), then these flags. An invalid
 config is refused with every problem listed.
 
+On SIGHUP, and when the config file changes (checked every second), the
+config is loaded again and what changed is applied without dropping worker
+streams: catalog, policy, log level, stages, sinks, pipelines. An invalid
+new config is refused with its problems logged, and the running one stays.
+Listeners, ingest limits, the admin API and the plugins section need a
+restart (the log says which).
+
 On SIGINT/SIGTERM snakepipe stops accepting, tells workers to go away,
 delivers everything already accepted to the sinks, flushes them and exits 0.
 A second signal exits at once.
@@ -39,6 +46,7 @@ Examples:
   snakepipe run
   snakepipe run -c /etc/snakepipe/snakepipe.yaml
   snakepipe run --listen 0.0.0.0:7417 --log-level debug
+  kill -HUP $(pidof snakepipe)        reload the config
 `
 
 func runRun(ctx context.Context, c *cli, args []string) int {
@@ -51,16 +59,34 @@ func runRun(ctx context.Context, c *cli, args []string) int {
 	}
 	out := pipeline.NewSyncWriter(c.stderr)
 	fac := builtinFactories(out, nil)
-	cfg, err := cf.load(c, fs, fac)
-	if err == nil {
-		err = checkConfig(cfg)
+	load := func() (*Config, error) {
+		cfg, err := cf.load(c, fs, fac)
+		if err == nil {
+			err = checkConfig(cfg)
+		}
+		return cfg, err
 	}
+	var hangup <-chan os.Signal
+	if c.hangup != nil {
+		ch, stop := c.hangup()
+		defer stop()
+		hangup = ch
+	}
+	poll := c.configPoll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	// Fingerprint the file before loading it, so an edit made meanwhile
+	// still triggers a reload.
+	watch := newConfigWatch(cf.file, poll, hangup, hclog.NewNullLogger())
+	cfg, err := load()
 	if err != nil {
 		printConfigErrors(c.stderr, cf.source(), err)
 		return 1
 	}
 	log := newLogger(cfg.Log, out)
 	log.Info("config loaded", "source", cf.source())
+	watch.log = log
 
 	sigs, stop := c.signals()
 	defer stop()
@@ -76,7 +102,22 @@ func runRun(ctx context.Context, c *cli, args []string) int {
 		}
 		return 1
 	}
-	return serveUntilSignal(ctx, c, log, sigs, *grace, nil, svc.Shutdown)
+	wctx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		watch.run(wctx, func(reason string) {
+			log.Info("reloading config", "reason", reason, "source", cf.source())
+			rctx, cancel := context.WithTimeout(context.Background(), *grace)
+			defer cancel()
+			_ = svc.Reload(rctx, load) // logs its own outcome
+		})
+	}()
+	stopReloads := func() {
+		stopWatch()
+		<-watchDone // a reload in progress finishes first
+	}
+	return serveUntilSignal(ctx, c, log, sigs, *grace, stopReloads, svc.Shutdown)
 }
 
 // serveUntilSignal waits for a signal (or ctx), then shuts down

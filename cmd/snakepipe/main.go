@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand's
@@ -43,6 +44,12 @@ type cli struct {
 	// stop is called. Only long-running commands (run, demo) call it, so
 	// Ctrl-C keeps its default meaning everywhere else.
 	signals func() (ch <-chan os.Signal, stop func())
+	// hangup starts delivering SIGHUP (reload the config) the same way; nil
+	// means no SIGHUP. Only run calls it.
+	hangup func() (ch <-chan os.Signal, stop func())
+	// configPoll is how often run checks its config file for changes
+	// (0: every second; tests shorten it).
+	configPoll time.Duration
 	// exit ends the process at once (a second Ctrl-C); tests replace it.
 	exit func(code int)
 }
@@ -146,6 +153,6 @@ func parseFlags(c *cli, fs *flag.FlagSet, args []string) (int, bool) {
 }
 
 func main() {
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), signals: notifySignals, exit: os.Exit}
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), signals: notifySignals, hangup: notifyHangup, exit: os.Exit}
 	os.Exit(realMain(context.Background(), c, os.Args[1:]))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,17 +27,25 @@ type Service struct {
 	metrics *pipeline.Metrics
 	cfg     *Config
 
-	catalog *catalog.Catalog
+	catalog *catalogRef // swapped by a reload
 	store   *control.Store
-	graph   *pipeline.Graph
 	input   *pipeline.Switch // what ingest feeds; a reload swaps the graph behind it
 	tap     *control.Tap
 	ingest  *ingest.Server
 	admin   *control.Admin // nil when admin.listen is ""
 	plugins *plugins.Host
+	stderr  io.Writer
 
+	// mu serializes reloads with each other and with Start and Shutdown;
+	// it guards the fields below.
+	mu      sync.Mutex
+	graph   *pipeline.Graph
+	sinks   sharedSinks          // the current graph's sinks, for the next reload to reuse
 	started []pipeline.Component // in start order, for rollback and shutdown
+	stopped bool                 // Shutdown has begun: no more reloads
 	ready   atomic.Bool          // Start finished and Shutdown has not begun
+
+	reloads reloadMetrics
 }
 
 // ServiceOptions is what NewService needs besides the config.
@@ -59,13 +68,16 @@ func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service
 	if m == nil {
 		m = pipeline.NewMetrics()
 	}
-	s := &Service{log: log, metrics: m, cfg: cfg}
+	s := &Service{log: log, metrics: m, cfg: cfg, stderr: opts.Stderr, reloads: newReloadMetrics(m)}
+	if s.stderr == nil {
+		s.stderr = io.Discard
+	}
 
 	cat, err := catalog.New(cfg.Catalog)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	s.catalog = cat
+	s.catalog = newCatalogRef(cat)
 	store, err := control.NewStore(cfg.Policy, control.StoreOptions{StateFile: cfg.Admin.StateFile})
 	if err != nil {
 		return nil, err
@@ -77,31 +89,11 @@ func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service
 		return nil, err
 	}
 	s.plugins = host
-	stderr := opts.Stderr
-	if stderr == nil {
-		stderr = io.Discard
-	}
-	fac := builtinFactories(stderr, host,
-		plugins.WithValidator(catalogPatchValidator{cat}),
-		plugins.WithDeadLetters(plugins.DeadLettersFunc(func(ctx context.Context, id pipeline.ComponentID, b *pipeline.Batch, cause error) error {
-			return s.graph.DeadLetter(ctx, id, b, cause) // stages run only after s.graph is set
-		})))
-
-	exporters := make(map[pipeline.ComponentID]pipeline.ExporterConfig, len(cfg.Sinks))
-	for id, sc := range cfg.Sinks {
-		exporters[id] = sc.Exporter
-	}
-	g, err := pipeline.NewGraph(ctx, pipeline.GraphSettings{
-		Logger:  log.Named("pipeline"),
-		Metrics: m,
-		WrapSink: func(set pipeline.Settings, sk pipeline.Sink) (pipeline.Sink, error) {
-			return pipeline.NewExporter(set, sk, exporters[set.ID]), nil
-		},
-	}, fac, cfg.Graph())
+	g, sinks, err := s.buildGraph(ctx, cfg, nil)
 	if err != nil {
 		return nil, errors.Join(err, host.Close(ctx))
 	}
-	s.graph = g
+	s.graph, s.sinks = g, sinks
 	s.input = pipeline.NewSwitch(g)
 	s.tap = control.NewTap(s.input, cfg.Admin.TapMaxEventsPerSecond)
 
@@ -110,7 +102,7 @@ func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service
 		cfg.Ingest,
 		ingest.Deps{
 			Consumer: control.NewEnforcer(store, s.tap, m),
-			Checker:  cat,
+			Checker:  s.catalog,
 			Policy:   store,
 		})
 	if err != nil {
@@ -128,7 +120,7 @@ func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service
 				Workers: func() []control.WorkerInfo { return workerInfos(srv.Workers()) },
 				Metrics: m,
 				Tap:     s.tap,
-				Plugins: pluginManagerFor(host, cfg),
+				Plugins: pluginManager{host},
 				Ready:   s.readiness,
 			})
 		if err != nil {
@@ -143,7 +135,9 @@ func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service
 // ingest, then the admin API. If one fails, what started is shut down
 // again.
 func (s *Service) Start(ctx context.Context) error {
-	parts := []pipeline.Component{s.graph, s.ingest}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	parts := []pipeline.Component{currentGraph{s}, s.ingest}
 	if s.admin != nil {
 		parts = append(parts, s.admin)
 	}
@@ -158,6 +152,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.log.Warn("config: " + w)
 	}
 	s.ready.Store(true)
+	s.reloads.lastSuccess.Set(float64(time.Now().UnixNano()) / 1e9)
 	s.log.Info("snakepipe started", "ingest", s.IngestAddr(), "admin", s.AdminAddr(), "pipelines", s.graph.Pipelines())
 	return nil
 }
@@ -194,6 +189,9 @@ func (s *Service) Metrics() *pipeline.Metrics { return s.metrics }
 // the streams into the pipeline, end them), then the graph (every queued
 // batch to the sinks, then stages, then sinks flush), within ctx.
 func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock() // waits for a reload in progress
+	defer s.mu.Unlock()
+	s.stopped = true
 	s.ready.Store(false)
 	s.log.Info("shutting down")
 	err := s.shutdownStarted(ctx)
@@ -205,6 +203,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// shutdownStarted shuts down what Start started, last first. s.mu is held.
 func (s *Service) shutdownStarted(ctx context.Context) error {
 	var errs []error
 	for i := len(s.started) - 1; i >= 0; i-- {
@@ -249,31 +248,8 @@ func workerInfos(ws []ingest.WorkerInfo) []control.WorkerInfo {
 	return out
 }
 
-// catalogPatchValidator lets wasm enrich plugins' patches be checked by the
-// catalog (allowed measurement keys and types, sanitized metadata).
-type catalogPatchValidator struct{ c *catalog.Catalog }
-
-func (v catalogPatchValidator) CheckMeasurement(event, key string, val pipeline.Value) error {
-	return v.c.CheckMeasurement(event, key, val)
-}
-
-func (v catalogPatchValidator) SanitizeLabel(key, value string) (string, string, error) {
-	k, val, _, err := v.c.SanitizeLabel(key, value)
-	return k, val, err
-}
-
 // pluginManager is the admin API's view of the plugin host.
 type pluginManager struct{ h *plugins.Host }
-
-// pluginManagerFor returns nil when no wasm stage is configured.
-func pluginManagerFor(h *plugins.Host, cfg *Config) control.PluginManager {
-	for id := range cfg.Stages {
-		if id.Type == plugins.TypeName {
-			return pluginManager{h}
-		}
-	}
-	return nil
-}
 
 func pluginInfo(v plugins.Version) control.PluginInfo {
 	return control.PluginInfo{
