@@ -1,0 +1,728 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snakepipe/snakepipe/control"
+	"github.com/snakepipe/snakepipe/pipeline"
+	pb "github.com/snakepipe/snakepipe/proto/snakepipe/v1"
+)
+
+// These tests drive the admin API of a running Service (built by the code
+// path `snakepipe run` uses) while real worker streams are connected over
+// real gRPC, and check what the workers receive.
+
+// waitFor is a liveness guard, not a timing assertion: it fails the test
+// only if cond has not become true after a long time.
+const waitFor = 20 * time.Second
+
+// newTestService is startService for tests and benchmarks; it shuts the
+// service down at cleanup (a second Shutdown is a no-op).
+func newTestService(tb testing.TB, yaml string, env ...string) *Service {
+	tb.Helper()
+	cfg, err := LoadConfig(LoadOptions{File: "test.yaml", Data: []byte(yaml), Env: env, Factories: builtinFactories(io.Discard, nil)})
+	if err != nil {
+		tb.Fatalf("config: %v", err)
+	}
+	svc, err := NewService(context.Background(), cfg, ServiceOptions{})
+	if err != nil {
+		tb.Fatalf("NewService: %v", err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		tb.Fatalf("Start: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = svc.Shutdown(ctx)
+	})
+	return svc
+}
+
+// adminService is a service with a file sink and the admin API on a free
+// loopback port.
+func adminService(tb testing.TB, dir string) *Service {
+	tb.Helper()
+	svc := newTestService(tb, fileSinkConfig(dir, ""), "SNAKEPIPE_ADMIN__LISTEN=127.0.0.1:0")
+	if svc.AdminAddr() == "" {
+		tb.Fatal("admin is not listening")
+	}
+	return svc
+}
+
+func adminClient(tb testing.TB, addr string) pb.AdminClient {
+	tb.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = conn.Close() })
+	return pb.NewAdminClient(conn)
+}
+
+// policyFrame is a Policy control frame and when the worker read it.
+type policyFrame struct {
+	p  *pb.Policy
+	at time.Time
+}
+
+// streamWorker is a protocol worker with its own connection (like a worker
+// process) whose control frames are read by a goroutine as they arrive.
+type streamWorker struct {
+	id, pool string
+	conn     *grpc.ClientConn
+	stream   grpc.BidiStreamingClient[pb.WorkerMessage, pb.ControlMessage]
+	welcome  *pb.Policy
+	frames   chan policyFrame // Policy frames after the Welcome, in order
+	done     chan struct{}    // closed when the stream has ended
+}
+
+func connectWorker(tb testing.TB, addr, id, pool string) *streamWorker {
+	tb.Helper()
+	w, err := dialStreamWorker(addr, id, pool)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return w
+}
+
+// dialStreamWorker connects, says Hello and reads the Welcome.
+func dialStreamWorker(addr, id, pool string) (*streamWorker, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	stream, err := pb.NewIngestClient(conn).Stream(context.Background())
+	if err == nil {
+		err = stream.Send(&pb.WorkerMessage{Msg: &pb.WorkerMessage_Hello{Hello: &pb.Hello{
+			WorkerId: id, Pool: pool, Hostname: "host-1", Pid: 4242, LibraryName: "test", LibraryVersion: "0", ProtocolVersion: 1,
+		}}})
+	}
+	var msg *pb.ControlMessage
+	if err == nil {
+		msg, err = stream.Recv()
+	}
+	if err != nil || msg.GetWelcome() == nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("worker %s: first frame %v, %v; want a Welcome", id, msg, err)
+	}
+	w := &streamWorker{id: id, pool: pool, conn: conn, stream: stream, welcome: msg.GetWelcome().GetPolicy(),
+		frames: make(chan policyFrame, 4096), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if p := m.GetPolicy(); p != nil {
+				w.frames <- policyFrame{p: p, at: time.Now()}
+			}
+		}
+	}()
+	return w, nil
+}
+
+// next returns the next Policy frame the worker received.
+func (w *streamWorker) next(tb testing.TB) *pb.Policy {
+	tb.Helper()
+	select {
+	case f := <-w.frames:
+		return f.p
+	case <-w.done:
+		tb.Fatalf("worker %s: stream ended while waiting for a Policy frame", w.id)
+	case <-time.After(waitFor):
+		tb.Fatalf("worker %s: no Policy frame", w.id)
+	}
+	return nil
+}
+
+func (w *streamWorker) send(tb testing.TB, events ...*pb.Event) {
+	tb.Helper()
+	if err := w.stream.Send(&pb.WorkerMessage{Msg: &pb.WorkerMessage_Batch{Batch: &pb.EventBatch{Events: events}}}); err != nil {
+		tb.Fatalf("worker %s: send: %v", w.id, err)
+	}
+}
+
+// close half-closes, waits for the host to end the stream, and closes the
+// connection.
+func (w *streamWorker) close(tb testing.TB) {
+	tb.Helper()
+	_ = w.stream.CloseSend()
+	select {
+	case <-w.done:
+	case <-time.After(waitFor):
+		tb.Errorf("worker %s: host did not end the stream after half-close", w.id)
+	}
+	_ = w.conn.Close()
+}
+
+func poll(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func sel(s control.Selector) *pb.Selector { return control.SelectorToPB(s) }
+
+func ptr[T any](v T) *T { return &v }
+
+// checkPolicy compares the fields of a received policy with want.
+func checkPolicy(t *testing.T, who string, got *pb.Policy, version uint64, enabled bool, rate float64, deny []string) {
+	t.Helper()
+	if got.GetVersion() != version || got.GetEnabled() != enabled || got.GetDefaultSampleRate() != rate || !slices.Equal(got.GetDeny(), deny) {
+		t.Errorf("%s got policy {version %d enabled %v rate %v deny %v}, want {version %d enabled %v rate %v deny %v}",
+			who, got.GetVersion(), got.GetEnabled(), got.GetDefaultSampleRate(), got.GetDeny(), version, enabled, rate, deny)
+	}
+}
+
+// TestAdminPolicyReachesExactlyMatchingWorkers: a change at a selector is
+// sent to exactly the live streams it selects. "Nothing received" is shown
+// without waiting: after each step, a later change every worker receives
+// must be the very next frame of the workers that were not selected.
+func TestAdminPolicyReachesExactlyMatchingWorkers(t *testing.T) {
+	dir := t.TempDir()
+	svc := adminService(t, dir)
+	ac := adminClient(t, svc.AdminAddr())
+	ctx := context.Background()
+	addr := svc.IngestAddr()
+
+	a1, a2 := connectWorker(t, addr, "a1", "A"), connectWorker(t, addr, "a2", "A")
+	b1, b2 := connectWorker(t, addr, "b1", "B"), connectWorker(t, addr, "b2", "B")
+	special := connectWorker(t, addr, "w-special", "A") // in pool A, with its own worker-level patch
+	everyone := []*streamWorker{a1, a2, b1, b2, special}
+	poolA := []*streamWorker{a1, a2}
+	for _, w := range everyone {
+		checkPolicy(t, w.id+" welcome", w.welcome, 1, true, 1, nil)
+	}
+
+	set := func(s control.Selector, patch *pb.PolicyPatch, notified uint32) uint64 {
+		t.Helper()
+		resp, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: sel(s), Patch: patch})
+		if err != nil {
+			t.Fatalf("SetPolicy %s: %v", s, err)
+		}
+		if resp.WorkersNotified != notified {
+			t.Errorf("SetPolicy %s notified %d workers, want %d", s, resp.WorkersNotified, notified)
+		}
+		return resp.Effective.GetVersion()
+	}
+	reset := func(req *pb.ResetPolicyRequest, notified uint32) uint64 {
+		t.Helper()
+		resp, err := ac.ResetPolicy(ctx, req)
+		if err != nil {
+			t.Fatalf("ResetPolicy %v: %v", req, err)
+		}
+		if resp.WorkersNotified != notified {
+			t.Errorf("ResetPolicy %v notified %d workers, want %d", req, resp.WorkersNotified, notified)
+		}
+		return resp.Effective.GetVersion()
+	}
+	gcDeny := []string{"python.gc.*"}
+
+	// 1. A worker-id selector reaches that worker only.
+	v1 := set(control.Worker("w-special"), &pb.PolicyPatch{Enabled: ptr(true), SetDeny: true, Deny: gcDeny}, 1)
+	checkPolicy(t, "w-special", special.next(t), v1, true, 1, gcDeny)
+
+	// 2. Pool A off: its workers are told; the worker-id layer wins over
+	// the pool layer, so w-special stays on.
+	v2 := set(control.Pool("A"), &pb.PolicyPatch{Enabled: ptr(false)}, 3)
+	for _, w := range poolA {
+		checkPolicy(t, w.id, w.next(t), v2, false, 1, nil) // its first frame: step 1 did not reach it
+	}
+	checkPolicy(t, "w-special", special.next(t), v2, true, 1, gcDeny)
+
+	// The host enforces it too: pool A's events are dropped on arrival,
+	// w-special's and pool B's pass.
+	for i, w := range everyone {
+		w.send(t, callStop(int64(100+i), "", 1, w.id))
+	}
+	poll(t, "pool A's two events dropped as disabled", func() bool {
+		v, _ := svc.Metrics().Value("snakepipe_control_events_dropped_total", pipeline.L("reason", "disabled")...)
+		return v == 2
+	})
+
+	// 3. A change at "all" reaches everyone; for pool B it is the first
+	// frame since the Welcome, so steps 1 and 2 did not reach B.
+	v3 := set(control.All, &pb.PolicyPatch{DefaultSampleRate: ptr(0.5)}, 5)
+	for _, w := range []*streamWorker{b1, b2} {
+		checkPolicy(t, w.id, w.next(t), v3, true, 0.5, nil)
+	}
+	for _, w := range poolA {
+		checkPolicy(t, w.id, w.next(t), v3, false, 0.5, nil)
+	}
+	checkPolicy(t, "w-special", special.next(t), v3, true, 0.5, gcDeny)
+
+	// 4. Resetting pool A restores it, and reaches pool A only.
+	v4 := reset(&pb.ResetPolicyRequest{Selector: sel(control.Pool("A"))}, 3)
+	for _, w := range poolA {
+		checkPolicy(t, w.id, w.next(t), v4, true, 0.5, nil)
+	}
+	checkPolicy(t, "w-special", special.next(t), v4, true, 0.5, gcDeny)
+	// 5. Resetting the worker drops its deny.
+	v5 := reset(&pb.ResetPolicyRequest{Selector: sel(control.Worker("w-special"))}, 1)
+	checkPolicy(t, "w-special", special.next(t), v5, true, 0.5, nil)
+
+	// 6. Reset everything: everyone is back on the config file's policy,
+	// and each frame is the next one (B missed 4 and 5, pool A missed 5).
+	v6 := reset(&pb.ResetPolicyRequest{Everything: true}, 5)
+	for _, w := range everyone {
+		p := w.next(t)
+		checkPolicy(t, w.id, p, v6, true, 1, nil)
+		if len(p.GetSamplingRules()) != 0 || len(p.GetAllow()) != 0 {
+			t.Errorf("%s after reset --all: %v, want the config file's policy", w.id, p)
+		}
+	}
+	resp, err := ac.GetPolicy(ctx, &pb.GetPolicyRequest{Selector: sel(control.Pool("A"))})
+	if err != nil || resp.Patch.GetEnabled() || resp.Patch.Enabled != nil || !resp.Effective.GetEnabled() {
+		t.Errorf("GetPolicy pool=A after reset: %v, %v; want no patch and enabled", resp, err)
+	}
+
+	// No frame beyond those: the host ends each stream after a half-close
+	// and the reader must not have queued anything more.
+	for _, w := range everyone {
+		w.close(t)
+		if n := len(w.frames); n != 0 {
+			t.Errorf("%s received %d Policy frames more than the changes that selected it", w.id, n)
+		}
+	}
+	if err := svc.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	worker, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	for _, e := range worker {
+		got = append(got, e.Origin.WorkerID)
+	}
+	slices.Sort(got)
+	if want := []string{"b1", "b2", "w-special"}; !slices.Equal(got, want) {
+		t.Errorf("events in the sink from %v, want %v (pool A was off)", got, want)
+	}
+}
+
+// connectMany connects n workers (ids w000...) in parallel, each on its own
+// connection like worker processes.
+func connectMany(tb testing.TB, addr string, n int, pool string) []*streamWorker {
+	tb.Helper()
+	ws := make([]*streamWorker, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range ws {
+		wg.Go(func() { ws[i], errs[i] = dialStreamWorker(addr, fmt.Sprintf("w%03d", i), pool) })
+	}
+	wg.Wait()
+	tb.Cleanup(func() {
+		for _, w := range ws {
+			if w != nil {
+				_ = w.stream.CloseSend()
+				_ = w.conn.Close()
+				<-w.done
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		tb.Fatal(err)
+	}
+	return ws
+}
+
+// TestAdminPolicyReachesAll100Workers: one change at "all" reaches each of
+// 100 live streams exactly once, and the worker list shows every worker on
+// the new version. (How fast: BenchmarkPolicyFanout100.)
+func TestAdminPolicyReachesAll100Workers(t *testing.T) {
+	svc := adminService(t, t.TempDir())
+	ac := adminClient(t, svc.AdminAddr())
+	ws := connectMany(t, svc.IngestAddr(), 100, "big")
+	resp, err := ac.SetPolicy(context.Background(), &pb.SetPolicyRequest{Patch: &pb.PolicyPatch{SetDeny: true, Deny: []string{"python.memory.*"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.WorkersNotified != 100 {
+		t.Errorf("workers notified = %d, want 100", resp.WorkersNotified)
+	}
+	v := resp.Effective.GetVersion()
+	for _, w := range ws {
+		checkPolicy(t, w.id, w.next(t), v, true, 1, []string{"python.memory.*"})
+	}
+	list, err := ac.ListWorkers(context.Background(), &pb.ListWorkersRequest{Pool: "big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Workers) != 100 {
+		t.Fatalf("ListWorkers: %d workers, want 100", len(list.Workers))
+	}
+	for _, w := range list.Workers {
+		if w.PolicyVersion != v {
+			t.Errorf("worker %s policy_version %d, want %d", w.WorkerId, w.PolicyVersion, v)
+		}
+	}
+}
+
+// BenchmarkPolicyFanout100 measures the time from a SetPolicy call (over
+// gRPC to the admin API) until the last of 100 connected worker streams
+// has read the Policy frame. Each iteration is one change; ns/op is the
+// whole round (the call plus waiting for all 100); ms-to-last is the
+// mean from just before the call to the last stream's read, max-ms-to-last
+// the worst iteration.
+func BenchmarkPolicyFanout100(b *testing.B) {
+	svc := adminService(b, b.TempDir())
+	ac := adminClient(b, svc.AdminAddr())
+	ws := connectMany(b, svc.IngestAddr(), 100, "bench")
+	ctx := context.Background()
+	var total, worst time.Duration
+	n := 0
+	for i := 0; b.Loop(); i++ {
+		rate := 0.5
+		if i%2 == 1 {
+			rate = 1
+		}
+		start := time.Now()
+		resp, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Patch: &pb.PolicyPatch{DefaultSampleRate: &rate}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var last time.Time
+		for _, w := range ws {
+			select {
+			case f := <-w.frames:
+				if f.p.GetVersion() != resp.Effective.GetVersion() {
+					b.Fatalf("worker %s got version %d, want %d", w.id, f.p.GetVersion(), resp.Effective.GetVersion())
+				}
+				if f.at.After(last) {
+					last = f.at
+				}
+			case <-time.After(waitFor):
+				b.Fatalf("worker %s: no Policy frame", w.id)
+			}
+		}
+		d := last.Sub(start)
+		total += d
+		worst = max(worst, d)
+		n++
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(n), "ms-to-last")
+	b.ReportMetric(float64(worst.Microseconds())/1000, "max-ms-to-last")
+}
+
+// TestAdminReconnectingWorkerGetsCurrentPolicy: policy is held by the host,
+// not by the stream: a worker that reconnects, after a crash or a clean
+// close, gets the policy in force in its Welcome, changes made while it was
+// away included.
+func TestAdminReconnectingWorkerGetsCurrentPolicy(t *testing.T) {
+	svc := adminService(t, t.TempDir())
+	ac := adminClient(t, svc.AdminAddr())
+	ctx := context.Background()
+	addr := svc.IngestAddr()
+	mustSet := func(s control.Selector, p *pb.PolicyPatch) uint64 {
+		t.Helper()
+		resp, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: sel(s), Patch: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Effective.GetVersion()
+	}
+	memDeny := []string{"python.memory.*"}
+	mustSet(control.Pool("A"), &pb.PolicyPatch{SetDeny: true, Deny: memDeny,
+		SetSamplingRules: true, SamplingRules: []*pb.SamplingRule{{Pattern: "python.gc.*", Rate: 0.01}}})
+	v := mustSet(control.Worker("w1"), &pb.PolicyPatch{Enabled: ptr(false)})
+
+	w := connectWorker(t, addr, "w1", "A")
+	checkPolicy(t, "w1 first welcome", w.welcome, v, false, 1, memDeny)
+	if r := w.welcome.GetSamplingRules(); len(r) != 1 || r[0].GetPattern() != "python.gc.*" || r[0].GetRate() != 0.01 {
+		t.Errorf("welcome rules = %v", r)
+	}
+
+	// A crash: the connection goes away without a half-close.
+	_ = w.conn.Close()
+	<-w.done
+	poll(t, "the host to notice w1 is gone", func() bool {
+		l, err := ac.ListWorkers(ctx, &pb.ListWorkersRequest{})
+		return err == nil && len(l.Workers) == 0
+	})
+	// Changed while it is away.
+	v = mustSet(control.Pool("A"), &pb.PolicyPatch{DefaultSampleRate: ptr(0.25)})
+
+	w = connectWorker(t, addr, "w1", "A")
+	checkPolicy(t, "w1 after reconnect", w.welcome, v, false, 0.25, memDeny)
+	if len(w.welcome.GetSamplingRules()) != 1 {
+		t.Errorf("rules lost on reconnect: %v", w.welcome)
+	}
+	// A clean close and reconnect, with a change in between.
+	w.close(t)
+	v = mustSet(control.Worker("w1"), &pb.PolicyPatch{Enabled: ptr(true)})
+	w = connectWorker(t, addr, "w1", "A")
+	checkPolicy(t, "w1 after clean reconnect", w.welcome, v, true, 0.25, memDeny)
+	defer w.close(t)
+
+	// Others get their own layers: a new pool A worker without w1's patch,
+	// and a pool B worker only the config file's policy.
+	other := connectWorker(t, addr, "w2", "A")
+	defer other.close(t)
+	checkPolicy(t, "w2 (pool A)", other.welcome, v, true, 0.25, memDeny)
+	b := connectWorker(t, addr, "w3", "B")
+	defer b.close(t)
+	checkPolicy(t, "w3 (pool B)", b.welcome, v, true, 1, nil)
+}
+
+// TestAdminInvalidPolicyChangesNothing: an invalid change is refused with
+// InvalidArgument naming the field, the held and effective policy stay as
+// they were, and no worker is sent anything.
+func TestAdminInvalidPolicyChangesNothing(t *testing.T) {
+	svc := adminService(t, t.TempDir())
+	ac := adminClient(t, svc.AdminAddr())
+	ctx := context.Background()
+	a := connectWorker(t, svc.IngestAddr(), "a1", "A")
+	b := connectWorker(t, svc.IngestAddr(), "b1", "B")
+	defer a.close(t)
+	defer b.close(t)
+	resp, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: sel(control.Pool("A")), Patch: &pb.PolicyPatch{SetDeny: true, Deny: []string{"python.gc.*"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := resp.Effective.GetVersion()
+	if p := a.next(t); p.GetVersion() != before {
+		t.Fatalf("a1 got version %d, want %d", p.GetVersion(), before)
+	}
+
+	selectors := []control.Selector{control.All, control.Pool("A"), control.Pool("B"), control.Worker("a1")}
+	snapshot := func() []*pb.PolicyResponse {
+		var out []*pb.PolicyResponse
+		for _, s := range selectors {
+			r, err := ac.GetPolicy(ctx, &pb.GetPolicyRequest{Selector: sel(s)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	held := snapshot()
+
+	tests := []struct {
+		name  string
+		sel   *pb.Selector
+		patch *pb.PolicyPatch
+		want  []string // in the error message
+	}{
+		{"rate above 1", nil, &pb.PolicyPatch{DefaultSampleRate: ptr(1.5)}, []string{"default_sample_rate", "1.5", "[0, 1]"}},
+		{"negative rate", sel(control.Pool("A")), &pb.PolicyPatch{DefaultSampleRate: ptr(-0.1)}, []string{"default_sample_rate"}},
+		{"NaN rate", sel(control.Pool("B")), &pb.PolicyPatch{DefaultSampleRate: ptr(math.NaN())}, []string{"default_sample_rate"}},
+		{"rule rate", sel(control.Worker("a1")), &pb.PolicyPatch{SetSamplingRules: true, SamplingRules: []*pb.SamplingRule{{Pattern: "python.*", Rate: 2}}},
+			[]string{"sampling_rules[0].rate"}},
+		{"rule glob", nil, &pb.PolicyPatch{SetSamplingRules: true, SamplingRules: []*pb.SamplingRule{{Pattern: "python.[gc", Rate: 0.5}}},
+			[]string{"sampling_rules[0].pattern"}},
+		{"deny glob", sel(control.Pool("A")), &pb.PolicyPatch{SetDeny: true, Deny: []string{"ok.*", "python.[gc"}}, []string{"deny[1]"}},
+		{"allow glob with a valid enabled", nil, &pb.PolicyPatch{Enabled: ptr(false), SetAllow: true, Allow: []string{"[!"}}, []string{"allow[0]"}},
+		{"empty pool name", &pb.Selector{Target: &pb.Selector_Pool{Pool: ""}}, &pb.PolicyPatch{Enabled: ptr(false)}, []string{"bad selector"}},
+		{"empty patch", nil, &pb.PolicyPatch{}, []string{"changes nothing"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: tt.sel, Patch: tt.patch})
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("SetPolicy = %v, want InvalidArgument", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(status.Convert(err).Message(), w) {
+					t.Errorf("error %q does not say %q", status.Convert(err).Message(), w)
+				}
+			}
+		})
+	}
+	// The same through ctl: exit 1 and the server's reason.
+	code, stdout, stderr := runCLI(t, nil, "ctl", "--admin", svc.AdminAddr(), "policy", "set", "pool=A", "--deny", "python.[gc")
+	if code != 1 || !strings.Contains(stderr, "InvalidArgument") || !strings.Contains(stderr, "deny[0]") {
+		t.Errorf("ctl policy set with a bad glob: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+
+	after := snapshot()
+	for i := range held {
+		if !proto.Equal(held[i], after[i]) {
+			t.Errorf("GetPolicy %s changed by refused requests:\n before %v\n after  %v", selectors[i], held[i], after[i])
+		}
+	}
+	// No frame was sent: the next valid change is the next frame of both
+	// workers, and its version is the next one (refusals bumped nothing).
+	resp, err = ac.SetPolicy(ctx, &pb.SetPolicyRequest{Patch: &pb.PolicyPatch{DefaultSampleRate: ptr(0.5)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := resp.Effective.GetVersion(); v != before+1 {
+		t.Errorf("version after refusals and one change = %d, want %d", v, before+1)
+	}
+	for _, w := range []*streamWorker{a, b} {
+		if p := w.next(t); p.GetVersion() != before+1 {
+			t.Errorf("%s: next frame has version %d, want %d (a refused change was sent)", w.id, p.GetVersion(), before+1)
+		}
+	}
+}
+
+// TestAdminTapOnService: a tap of a running service sees the live events
+// of real worker streams that match its filter, and a client cancel ends
+// the subscription while the pipeline goes on delivering everything.
+func TestAdminTapOnService(t *testing.T) {
+	dir := t.TempDir()
+	svc := adminService(t, dir)
+	ac := adminClient(t, svc.AdminAddr())
+	w := connectWorker(t, svc.IngestAddr(), "tapped", "A")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := ac.Tap(ctx, &pb.TapRequest{Allow: []string{"python.call.*"}, MaxEventsPerSecond: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the tap subscription", func() bool { return svc.tap.Subscribers() == 1 })
+	var sent int
+	for i := range 5 {
+		w.send(t, callStop(int64(i), "", int64(i), "c"),
+			&pb.Event{Name: "python.memory.sampled", TimestampNs: int64(i), Measurements: []*pb.MeasurementEntry{intM("rss_bytes", 1)}})
+		sent += 2
+	}
+	for i := range 5 {
+		ev, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := pipeline.ParseEventJSON([]byte(ev.Json))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name != "python.call.stop" || e.TimestampNs != int64(i) || e.Origin == nil || e.Origin.WorkerID != "tapped" {
+			t.Errorf("tapped event %d = %s", i, ev.Json)
+		}
+	}
+	cancel()
+	if _, err := stream.Recv(); status.Code(err) != codes.Canceled {
+		t.Errorf("Recv after cancel = %v, want Canceled", err)
+	}
+	poll(t, "the subscription to end after the client's cancel", func() bool { return svc.tap.Subscribers() == 0 })
+
+	w.send(t, callStop(99, "", 99, "c"))
+	sent++
+	w.close(t)
+	if err := svc.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	if len(got) != sent {
+		t.Errorf("sink has %d worker events, want all %d (the tap must not take any)", len(got), sent)
+	}
+}
+
+// TestAdminTokenOffLoopback: bound off loopback the admin listener needs a
+// token or the service does not start; with one, calls without it or with
+// a wrong one are refused (gRPC and /metrics), and the probes stay open.
+func TestAdminTokenOffLoopback(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := LoadConfig(LoadOptions{File: "test.yaml", Data: []byte(fileSinkConfig(dir, "")),
+		Env: []string{"SNAKEPIPE_ADMIN__LISTEN=0.0.0.0:0"}, Factories: builtinFactories(io.Discard, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := NewService(context.Background(), cfg, ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = svc.Start(context.Background())
+	if !errors.Is(err, control.ErrTokenRequired) || !strings.Contains(err.Error(), "admin.token") {
+		_ = svc.Shutdown(context.Background())
+		t.Fatalf("Start off loopback without a token = %v, want ErrTokenRequired naming admin.token", err)
+	}
+	// The ingest listener it had opened is closed again.
+	if c, err := net.Dial("tcp", svc.IngestAddr()); svc.IngestAddr() != "" && err == nil {
+		c.Close()
+		t.Errorf("ingest still listening on %s after the refused start", svc.IngestAddr())
+	}
+
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc = newTestService(t, fileSinkConfig(dir, ""), "SNAKEPIPE_ADMIN__LISTEN=0.0.0.0:0", "SNAKEPIPE_ADMIN__TOKEN_FILE="+tokenFile)
+	_, port, _ := net.SplitHostPort(svc.AdminAddr())
+	addr := net.JoinHostPort("127.0.0.1", port)
+	ac := adminClient(t, addr)
+	ctx := context.Background()
+	for name, c := range map[string]context.Context{
+		"no token":     ctx,
+		"wrong token":  metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cre"),
+		"not a bearer": metadata.AppendToOutgoingContext(ctx, "authorization", "s3cret"),
+	} {
+		if _, err := ac.ListWorkers(c, &pb.ListWorkersRequest{}); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("ListWorkers with %s = %v, want Unauthenticated", name, err)
+		}
+		if _, err := ac.SetPolicy(c, &pb.SetPolicyRequest{Patch: &pb.PolicyPatch{Enabled: ptr(false)}}); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("SetPolicy with %s = %v, want Unauthenticated", name, err)
+		}
+	}
+	if !svc.store.PolicyFor(&pipeline.Origin{WorkerID: "x"}).Enabled {
+		t.Error("an unauthenticated SetPolicy changed the policy")
+	}
+	good := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cret")
+	if _, err := ac.ListWorkers(good, &pb.ListWorkersRequest{}); err != nil {
+		t.Errorf("ListWorkers with the token: %v", err)
+	}
+
+	if code, _, stderr := runCLI(t, nil, "ctl", "--admin", addr, "workers"); code != 1 || !strings.Contains(stderr, "Unauthenticated") {
+		t.Errorf("ctl without --token: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, nil, "ctl", "--admin", addr, "--token", "wrong", "workers"); code != 1 || !strings.Contains(stderr, "Unauthenticated") {
+		t.Errorf("ctl with a wrong --token: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, nil, "ctl", "--admin", addr, "--token", "s3cret", "workers"); code != 0 {
+		t.Errorf("ctl with the token: exit %d, stderr %q", code, stderr)
+	}
+
+	get := func(path, token string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/metrics", "", http.StatusUnauthorized},
+		{"/metrics", "wrong", http.StatusUnauthorized},
+		{"/metrics", "s3cret", http.StatusOK},
+		{"/healthz", "", http.StatusOK},
+		{"/readyz", "", http.StatusOK},
+	} {
+		if got := get(c.path, c.token); got != c.want {
+			t.Errorf("GET %s with token %q = %d, want %d", c.path, c.token, got, c.want)
+		}
+	}
+}
