@@ -23,6 +23,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/snakepipe/snakepipe/control"
 	"github.com/snakepipe/snakepipe/pipeline"
 	pb "github.com/snakepipe/snakepipe/proto/snakepipe/v1"
@@ -723,6 +727,316 @@ func TestAdminTokenOffLoopback(t *testing.T) {
 	} {
 		if got := get(c.path, c.token); got != c.want {
 			t.Errorf("GET %s with token %q = %d, want %d", c.path, c.token, got, c.want)
+		}
+	}
+}
+
+// scrape reads a service's /metrics with the Prometheus text parser.
+func scrape(tb testing.TB, adminAddr string) map[string]*dto.MetricFamily {
+	tb.Helper()
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		tb.Fatalf("/metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		tb.Fatalf("/metrics does not parse as Prometheus text: %v", err)
+	}
+	return fams
+}
+
+// sample returns the value of the series of family name with exactly the
+// labels kv, and whether it exists.
+func sample(fams map[string]*dto.MetricFamily, name string, kv ...string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+	want := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		want[kv[i]] = kv[i+1]
+	}
+	for _, m := range f.Metric {
+		if len(m.Label) != len(want) {
+			continue
+		}
+		match := true
+		for _, l := range m.Label {
+			if want[l.GetName()] != l.GetValue() {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// TestAdminMetricsMatchTraffic: /metrics of a running service parses with
+// the Prometheus text parser, and its counters equal what a worker sent:
+// N good events, M bad ones (unknown names, NaN), each counted once where
+// it ended.
+func TestAdminMetricsMatchTraffic(t *testing.T) {
+	dir := t.TempDir()
+	svc := adminService(t, dir)
+	w := connectWorker(t, svc.IngestAddr(), "m1", "A")
+	const good, unknown, nan = 23, 4, 3
+	var evs []*pb.Event
+	for i := range good {
+		evs = append(evs, callStop(int64(i), "", int64(i), "c"))
+		if i < unknown {
+			evs = append(evs, &pb.Event{Name: "python.cal.stop", TimestampNs: int64(i)})
+		}
+		if i < nan {
+			evs = append(evs, &pb.Event{Name: "python.cpu.sampled", TimestampNs: int64(i),
+				Measurements: []*pb.MeasurementEntry{floatM("cpu_percent", math.NaN())}})
+		}
+	}
+	w.send(t, evs[:10]...)
+	w.send(t, evs[10:]...)
+
+	// Everything reached the sink: the good events and the host's
+	// worker.connected event.
+	const sunk = good + 1
+	var fams map[string]*dto.MetricFamily
+	poll(t, "the sink to write every accepted event", func() bool {
+		fams = scrape(t, svc.AdminAddr())
+		v, _ := sample(fams, "snakepipe_sink_events_written_total", "sink", "file/all")
+		return v >= sunk
+	})
+	// Close the stream, so its disconnected event is counted too.
+	w.close(t)
+	poll(t, "the worker to be gone", func() bool {
+		v, _ := sample(scrape(t, svc.AdminAddr()), "snakepipe_ingest_streams")
+		return v == 0
+	})
+	const sunkAfterClose = sunk + 1 // worker.disconnected
+	poll(t, "worker.disconnected in the sink", func() bool {
+		fams = scrape(t, svc.AdminAddr())
+		v, _ := sample(fams, "snakepipe_sink_events_written_total", "sink", "file/all")
+		return v >= sunkAfterClose
+	})
+
+	want := []struct {
+		name string
+		kv   []string
+		v    float64
+	}{
+		{"snakepipe_ingest_events_received_total", nil, good + unknown + nan},
+		{"snakepipe_ingest_events_rejected_total", []string{"reason", "unknown_event"}, unknown},
+		{"snakepipe_ingest_events_rejected_total", []string{"reason", "non_finite"}, nan},
+		{"snakepipe_ingest_events_rejected_total", []string{"reason", "unknown_measurement"}, 0},
+		{"snakepipe_ingest_frames_received_total", nil, 3}, // Hello + 2 batches
+		{"snakepipe_ingest_streams", nil, 0},
+		{"snakepipe_control_events_dropped_total", []string{"reason", "disabled"}, 0},
+		{"snakepipe_control_events_dropped_total", []string{"reason", "filtered"}, 0},
+		{"snakepipe_pipeline_events_received_total", []string{"pipeline", "default"}, sunkAfterClose},
+		{"snakepipe_pipeline_sink_events_sent_total", []string{"pipeline", "default", "sink", "file/all"}, sunkAfterClose},
+		{"snakepipe_pipeline_sink_events_failed_total", []string{"pipeline", "default", "sink", "file/all"}, 0},
+		{"snakepipe_sink_events_written_total", []string{"sink", "file/all"}, sunkAfterClose},
+		{"snakepipe_sink_dropped_total", []string{"sink", "file/all", "reason", "queue_full"}, 0},
+		{"snakepipe_pipeline_events_dropped_total", []string{"pipeline", "default", "reason", "shutdown"}, 0},
+		{"snakepipe_pipeline_queue_events", []string{"pipeline", "default"}, 0},
+	}
+	for _, c := range want {
+		got, ok := sample(fams, c.name, c.kv...)
+		if !ok || got != c.v {
+			t.Errorf("%s%v = %v (exists %v), want %v", c.name, c.kv, got, ok, c.v)
+		}
+	}
+	var rejected float64
+	for _, m := range fams["snakepipe_ingest_events_rejected_total"].GetMetric() {
+		rejected += m.GetCounter().GetValue()
+	}
+	if rejected != unknown+nan {
+		t.Errorf("rejected, all reasons = %v, want %d", rejected, unknown+nan)
+	}
+	if err := svc.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(readEvents(t, filepath.Join(dir, "events.jsonl"))); got != sunkAfterClose {
+		t.Errorf("the file has %d events, the counters said %d", got, sunkAfterClose)
+	}
+}
+
+// documentedMetric is one row of a table in docs/operations.md
+// "Self-metrics".
+type documentedMetric struct {
+	kind   string   // counter, gauge, histogram
+	labels []string // sorted
+}
+
+// selfMetricsDoc parses the metric tables of docs/operations.md's
+// "Self-metrics" section: | `name` | type | `label`, `label` or — | meaning |
+func selfMetricsDoc(t *testing.T) map[string]documentedMetric {
+	t.Helper()
+	data, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Self-metrics\n")
+	if !ok {
+		t.Fatal(`docs/operations.md has no "## Self-metrics" section`)
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	out := map[string]documentedMetric{}
+	for line := range strings.Lines(section) {
+		if !strings.HasPrefix(line, "| `snakepipe_") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		if len(cells) != 4 {
+			t.Errorf("docs/operations.md: row %q has %d cells, want 4", line, len(cells))
+			continue
+		}
+		name := strings.Trim(strings.TrimSpace(cells[0]), "`")
+		var labels []string
+		for l := range strings.SplitSeq(cells[2], ",") {
+			if l = strings.Trim(strings.TrimSpace(l), "`"); l != "" && l != "—" {
+				labels = append(labels, l)
+			}
+		}
+		slices.Sort(labels)
+		if _, dup := out[name]; dup {
+			t.Errorf("docs/operations.md lists %s twice", name)
+		}
+		out[name] = documentedMetric{kind: strings.TrimSpace(cells[1]), labels: labels}
+	}
+	if len(out) == 0 {
+		t.Fatal("docs/operations.md Self-metrics has no metric rows")
+	}
+	return out
+}
+
+// TestSelfMetricsDocumented keeps docs/operations.md true: a service built
+// with every kind of stage and sink serves, after traffic, only metrics the
+// "Self-metrics" tables list, with their type and labels; and every listed
+// name is in the code.
+func TestSelfMetricsDocumented(t *testing.T) {
+	doc := selfMetricsDoc(t)
+
+	wasm, err := filepath.Abs("../../plugins/testdata/filter.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	statsd, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer statsd.Close()
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`
+log: {level: error}
+ingest: {listen: 127.0.0.1:0}
+admin: {listen: 127.0.0.1:0}
+stages:
+  sample/s: {rate: 1}
+  filter/f: {deny: ["python.gc.*"]}
+  threshold/t: {events: "python.call.stop", measurement: duration, op: ge, value: 0}
+  metadata/m: {set: {env: test}}
+  ratelimit/r: {rules: [{pattern: "python.cpu.*", rate: 1000, burst: 1000}]}
+  wasm/w: {path: %s, config: {min_duration_ns: "0"}}
+sinks:
+  file/all: {path: %s}
+  statsd/s: {address: %s, aggregate_counters: true}
+  stderr: {}
+pipelines:
+  main:
+    stages: [sample/s, filter/f, threshold/t, metadata/m, ratelimit/r, wasm/w]
+    sinks: [file/all, statsd/s]
+  raw:
+    sinks: [stderr]
+plugins: {cache: false}
+`, wasm, filepath.Join(dir, "events.jsonl"), statsd.LocalAddr())
+	svc := newTestService(t, yaml)
+	w := connectWorker(t, svc.IngestAddr(), "doc-worker", "A")
+	w.send(t,
+		callStop(1, "", 5, "c"),
+		&pb.Event{Name: "python.call.stop", TimestampNs: 2, Metadata: meta("tool", "a\x01b")}, // repaired; threshold: missing
+		&pb.Event{Name: "python.gc.completed", TimestampNs: 3, Measurements: []*pb.MeasurementEntry{intM("collected", 1)}},
+		&pb.Event{Name: "python.cpu.sampled", TimestampNs: 4, Measurements: []*pb.MeasurementEntry{floatM("cpu_percent", 1)}},
+		&pb.Event{Name: "python.nope", TimestampNs: 5},
+	)
+	w.close(t)
+	poll(t, "events through both pipelines", func() bool {
+		v, _ := svc.Metrics().Value("snakepipe_sink_events_written_total", pipeline.L("sink", "stderr")...)
+		return v >= 4
+	})
+	fams := scrape(t, svc.AdminAddr())
+
+	var served int
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "snakepipe_") {
+			continue
+		}
+		served++
+		d, ok := doc[name]
+		if !ok {
+			t.Errorf("%s is served on /metrics but not listed in docs/operations.md Self-metrics", name)
+			continue
+		}
+		if kind := strings.ToLower(f.GetType().String()); kind != d.kind {
+			t.Errorf("%s is a %s, docs/operations.md says %s", name, kind, d.kind)
+		}
+		for _, m := range f.Metric {
+			var labels []string
+			for _, l := range m.Label {
+				labels = append(labels, l.GetName())
+			}
+			slices.Sort(labels)
+			if !slices.Equal(labels, d.labels) {
+				t.Errorf("%s has labels %v, docs/operations.md says %v", name, labels, d.labels)
+				break
+			}
+		}
+	}
+	t.Logf("%d snakepipe_ families served, %d documented", served, len(doc))
+	if served < 40 {
+		t.Errorf("only %d snakepipe_ families served; the config should build every kind of component", served)
+	}
+
+	// The other way: every documented name is written in the code (some
+	// appear only on first use, so the scrape cannot show them all).
+	var src strings.Builder
+	err = filepath.WalkDir("../..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".venv" || d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".git")) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			src.Write(b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := src.String()
+	for name := range doc {
+		if !strings.Contains(code, `"`+name+`"`) {
+			t.Errorf("docs/operations.md lists %s, which no Go source registers", name)
 		}
 	}
 }
