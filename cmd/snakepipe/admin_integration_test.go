@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1038,5 +1039,205 @@ plugins: {cache: false}
 		if !strings.Contains(code, `"`+name+`"`) {
 			t.Errorf("docs/operations.md lists %s, which no Go source registers", name)
 		}
+	}
+}
+
+// TestCtlEndToEnd runs every `snakepipe ctl` command against a running
+// service with a Wasm stage and real worker streams, in table and --json
+// form, and checks the effect where there is one.
+func TestCtlEndToEnd(t *testing.T) {
+	wasm, err := filepath.Abs("../../plugins/testdata/filter.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	yaml := strings.Replace(fileSinkConfig(dir, ""), "    sinks: [file/all]", "    stages: [wasm/slow]\n    sinks: [file/all]", 1) +
+		fmt.Sprintf("stages:\n  wasm/slow:\n    path: %s\n    config: {min_duration_ns: \"0\"}\nplugins: {cache: false, watch: false}\n", wasm)
+	svc := newTestService(t, yaml, "SNAKEPIPE_ADMIN__LISTEN=127.0.0.1:0")
+	admin := svc.AdminAddr()
+	ctl := func(args ...string) (string, string) {
+		t.Helper()
+		code, stdout, stderr := runCLI(t, nil, append([]string{"ctl", "--admin", admin}, args...)...)
+		if code != 0 {
+			t.Fatalf("ctl %v: exit %d\nstdout: %s\nstderr: %s", args, code, stdout, stderr)
+		}
+		return stdout, stderr
+	}
+	ctlJSON := func(v any, args ...string) {
+		t.Helper()
+		out, _ := ctl(append([]string{"--json"}, args...)...)
+		if err := json.Unmarshal([]byte(out), v); err != nil {
+			t.Fatalf("ctl --json %v: %v\n%s", args, err, out)
+		}
+	}
+	a := connectWorker(t, svc.IngestAddr(), "ctl-a", "A")
+	b := connectWorker(t, svc.IngestAddr(), "ctl-b", "B")
+	defer a.close(t)
+	defer b.close(t)
+	a.send(t, callStop(1, "", 10, "x"), callStop(2, "", 20, "x"))
+	poll(t, "ctl-a's events", func() bool {
+		v, _ := svc.Metrics().Value("snakepipe_sink_events_written_total", pipeline.L("sink", "file/all")...)
+		return v >= 4 // two connected events and ctl-a's two
+	})
+
+	// workers
+	out, _ := ctl("workers")
+	for _, want := range []string{"WORKER", "POOL", "EVENTS", "ctl-a", "ctl-b", "host-1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ctl workers lacks %q:\n%s", want, out)
+		}
+	}
+	var workers struct {
+		Workers []struct {
+			WorkerID       string `json:"worker_id"`
+			Pool           string `json:"pool"`
+			EventsReceived string `json:"events_received"` // uint64: a string in protojson
+		} `json:"workers"`
+	}
+	ctlJSON(&workers, "workers")
+	if len(workers.Workers) != 2 || workers.Workers[0].WorkerID != "ctl-a" || workers.Workers[0].Pool != "A" || workers.Workers[0].EventsReceived != "2" {
+		t.Errorf("ctl --json workers = %+v", workers)
+	}
+
+	// policy set | get | reset, seen by the worker streams
+	out, _ = ctl("policy", "set", "pool=A", "--enabled=false", "--rule", "python.gc.*=0.01")
+	if !strings.Contains(out, "pool=A") || !strings.Contains(out, "python.gc.*=0.01") || !strings.Contains(out, "workers_notified     1") {
+		t.Errorf("ctl policy set output:\n%s", out)
+	}
+	if p := a.next(t); p.GetEnabled() || len(p.GetSamplingRules()) != 1 {
+		t.Errorf("ctl-a got %v after policy set pool=A", p)
+	}
+	var pol struct {
+		Effective struct {
+			Enabled           bool    `json:"enabled"`
+			DefaultSampleRate float64 `json:"default_sample_rate"`
+			Version           string  `json:"version"`
+		} `json:"effective"`
+		Patch struct {
+			Enabled *bool `json:"enabled"`
+		} `json:"patch"`
+	}
+	ctlJSON(&pol, "policy", "get", "pool=A")
+	if pol.Effective.Enabled || pol.Patch.Enabled == nil || *pol.Patch.Enabled {
+		t.Errorf("ctl --json policy get pool=A = %+v", pol)
+	}
+	out, _ = ctl("policy", "get", "pool=B")
+	if !strings.Contains(out, "enabled              true") {
+		t.Errorf("ctl policy get pool=B:\n%s", out)
+	}
+	ctl("policy", "set", "worker=ctl-b", "--deny", "python.memory.*")
+	if p := b.next(t); !slices.Equal(p.GetDeny(), []string{"python.memory.*"}) {
+		t.Errorf("ctl-b got %v after policy set worker=ctl-b", p)
+	}
+	ctl("policy", "reset", "pool=A")
+	if p := a.next(t); !p.GetEnabled() || len(p.GetSamplingRules()) != 0 {
+		t.Errorf("ctl-a got %v after policy reset pool=A", p)
+	}
+	ctl("policy", "reset", "--all")
+	if p := b.next(t); len(p.GetDeny()) != 0 {
+		t.Errorf("ctl-b got %v after policy reset --all", p)
+	}
+	if p := a.next(t); !p.GetEnabled() {
+		t.Errorf("ctl-a got %v after policy reset --all", p)
+	}
+
+	// plugins, plugin reload NAME
+	out, _ = ctl("plugins")
+	if !strings.Contains(out, "wasm/slow") || !strings.Contains(out, "filter.wasm") {
+		t.Errorf("ctl plugins:\n%s", out)
+	}
+	type pluginList struct {
+		Plugins []struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+			SHA256  string `json:"sha256"`
+		} `json:"plugins"`
+	}
+	var before, after pluginList
+	ctlJSON(&before, "plugins")
+	if len(before.Plugins) != 1 || before.Plugins[0].Name != "wasm/slow" || before.Plugins[0].SHA256 == "" {
+		t.Fatalf("ctl --json plugins = %+v", before)
+	}
+	out, _ = ctl("plugin", "reload", "wasm/slow")
+	if !strings.Contains(out, "reloaded wasm/slow") {
+		t.Errorf("ctl plugin reload:\n%s", out)
+	}
+	ctlJSON(&after, "plugins")
+	if len(after.Plugins) != 1 || after.Plugins[0].Version == before.Plugins[0].Version {
+		t.Errorf("plugin version %+v after reload, was %+v", after, before)
+	}
+	if code, _, stderr := runCLI(t, nil, "ctl", "--admin", admin, "plugin", "reload", "wasm/nope"); code != 1 || !strings.Contains(stderr, "NotFound") {
+		t.Errorf("ctl plugin reload of an unknown plugin: exit %d, %s", code, stderr)
+	}
+
+	// stats
+	out, _ = ctl("stats")
+	if !strings.Contains(out, "snakepipe_ingest_events_received_total") || !strings.Contains(out, "plugin=wasm/slow") {
+		t.Errorf("ctl stats:\n%.2000s", out)
+	}
+	var stats struct {
+		Metrics []struct {
+			Name   string            `json:"name"`
+			Labels map[string]string `json:"labels"`
+			Value  float64           `json:"value"`
+		} `json:"metrics"`
+	}
+	ctlJSON(&stats, "stats")
+	found := false
+	for _, m := range stats.Metrics {
+		if m.Name == "snakepipe_ingest_events_received_total" {
+			found = m.Value == 2
+		}
+	}
+	if !found {
+		t.Errorf("ctl --json stats: snakepipe_ingest_events_received_total is not 2")
+	}
+
+	// tap --filter --format json|text, and --json
+	tap := func(args ...string) []string {
+		t.Helper()
+		type result struct {
+			code        int
+			out, errOut string
+		}
+		done := make(chan result, 1)
+		go func() {
+			code, out, errOut := runCLI(t, nil, append([]string{"ctl", "--admin", admin}, args...)...)
+			done <- result{code, out, errOut}
+		}()
+		poll(t, "the tap to subscribe", func() bool { return svc.tap.Subscribers() == 1 })
+		a.send(t, &pb.Event{Name: "python.memory.sampled", TimestampNs: 5, Measurements: []*pb.MeasurementEntry{intM("rss_bytes", 1)}},
+			callStop(6, "", 60, "tapped"), callStop(7, "", 70, "tapped"))
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(waitFor):
+			t.Fatalf("ctl %v did not stop after --limit", args)
+		}
+		if r.code != 0 {
+			t.Fatalf("ctl %v: exit %d, %s", args, r.code, r.errOut)
+		}
+		poll(t, "the tap to end", func() bool { return svc.tap.Subscribers() == 0 })
+		return strings.Split(strings.TrimSpace(r.out), "\n")
+	}
+	for _, args := range [][]string{
+		{"tap", "--filter", "python.call.*", "--format", "json", "--limit", "2"},
+		{"--json", "tap", "--filter", "python.call.*", "--limit", "2"},
+	} {
+		lines := tap(args...)
+		if len(lines) != 2 {
+			t.Fatalf("ctl %v printed %q", args, lines)
+		}
+		for _, l := range lines {
+			var ev map[string]any
+			if err := json.Unmarshal([]byte(l), &ev); err != nil || ev["name"] != "python.call.stop" || ev["worker_id"] != "ctl-a" {
+				t.Errorf("ctl %v line %s: %v", args, l, err)
+			}
+		}
+	}
+	lines := tap("tap", "--filter", "python.call.*", "--format", "text", "--limit", "2")
+	if len(lines) != 2 || !strings.Contains(lines[0], "python.call.stop") || !strings.Contains(lines[0], "duration=60") ||
+		!strings.Contains(lines[0], `command="tapped"`) || !strings.Contains(lines[0], "[A/ctl-a]") {
+		t.Errorf("ctl tap --format text printed %q", lines)
 	}
 }
