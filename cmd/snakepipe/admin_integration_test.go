@@ -1241,3 +1241,51 @@ func TestCtlEndToEnd(t *testing.T) {
 		t.Errorf("ctl tap --format text printed %q", lines)
 	}
 }
+
+// TestAdminStateFileSurvivesRestart: with admin.state_file, runtime policy
+// changes are the starting state of the next run (a worker's Welcome has
+// them), until reset.
+func TestAdminStateFileSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"SNAKEPIPE_ADMIN__LISTEN=127.0.0.1:0", "SNAKEPIPE_ADMIN__STATE_FILE=" + filepath.Join(dir, "policy-state.json")}
+	run := func(step func(svc *Service, ac pb.AdminClient)) {
+		t.Helper()
+		svc := newTestService(t, fileSinkConfig(dir, ""), env...)
+		step(svc, adminClient(t, svc.AdminAddr()))
+		if err := svc.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	memDeny := []string{"python.memory.*"}
+	run(func(_ *Service, ac pb.AdminClient) {
+		if _, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: sel(control.Pool("A")), Patch: &pb.PolicyPatch{SetDeny: true, Deny: memDeny}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: sel(control.Worker("w1")), Patch: &pb.PolicyPatch{DefaultSampleRate: ptr(0.25)}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	run(func(svc *Service, ac pb.AdminClient) {
+		w := connectWorker(t, svc.IngestAddr(), "w1", "A")
+		defer w.close(t)
+		if p := w.welcome; !slices.Equal(p.GetDeny(), memDeny) || p.GetDefaultSampleRate() != 0.25 {
+			t.Errorf("welcome after restart = %v, want the persisted deny and rate", p)
+		}
+		other := connectWorker(t, svc.IngestAddr(), "w2", "B")
+		defer other.close(t)
+		if p := other.welcome; len(p.GetDeny()) != 0 || p.GetDefaultSampleRate() != 1 {
+			t.Errorf("pool B welcome after restart = %v, want the config file's policy", p)
+		}
+		if _, err := ac.ResetPolicy(ctx, &pb.ResetPolicyRequest{Everything: true}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	run(func(svc *Service, _ pb.AdminClient) {
+		w := connectWorker(t, svc.IngestAddr(), "w1", "A")
+		defer w.close(t)
+		if p := w.welcome; len(p.GetDeny()) != 0 || p.GetDefaultSampleRate() != 1 {
+			t.Errorf("welcome after reset --all and restart = %v, want the config file's policy", p)
+		}
+	})
+}

@@ -76,7 +76,7 @@ ingest:
   reconnect_after: 100ms
   drain_timeout: 5s
 admin:
-  listen: {self.admin}
+  listen: 127.0.0.1:{free_port()}  # overridden by `run --admin` (see start)
 {policy or ""}
 sinks:
   file/main:
@@ -93,8 +93,8 @@ pipelines:
 
     def start(self) -> "Snakepipe":
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([str(self.binary), "run", "-c", str(self.config)], stdout=logf, stderr=logf,
-                                     cwd=self.config.parent)
+        self.proc = subprocess.Popen([str(self.binary), "run", "-c", str(self.config), "--admin", self.admin],
+                                     stdout=logf, stderr=logf, cwd=self.config.parent)
         logf.close()
 
         def listening() -> bool:
