@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1288,4 +1289,27 @@ func TestAdminStateFileSurvivesRestart(t *testing.T) {
 			t.Errorf("welcome after reset --all and restart = %v, want the config file's policy", p)
 		}
 	})
+}
+
+// TestAdminPortInUse: a second instance on the same admin port does not
+// start, says why, and releases what it had opened.
+func TestAdminPortInUse(t *testing.T) {
+	first := adminService(t, t.TempDir())
+	cfg, err := LoadConfig(LoadOptions{File: "test.yaml", Data: []byte(fileSinkConfig(t.TempDir(), "")),
+		Env: []string{"SNAKEPIPE_ADMIN__LISTEN=" + first.AdminAddr()}, Factories: builtinFactories(io.Discard, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := NewService(context.Background(), cfg, ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = second.Start(context.Background())
+	if err == nil {
+		_ = second.Shutdown(context.Background())
+		t.Fatal("a second instance on the same admin port started")
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "admin: listen "+first.AdminAddr()) {
+		t.Errorf("error = %q, want admin: listen %s ... address already in use", err, first.AdminAddr())
+	}
 }
