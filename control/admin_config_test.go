@@ -5,8 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/snakepipe/snakepipe/pipeline"
 )
@@ -169,4 +172,33 @@ func TestTapDefaultsAndLimit(t *testing.T) {
 	if tap.Subscribers() != 0 {
 		t.Errorf("%d subscribers after closeAll", tap.Subscribers())
 	}
+}
+
+// TestAdminReflection: the admin listener serves gRPC reflection (grpcurl
+// works), also when a token is required: it only describes the API.
+func TestAdminReflection(t *testing.T) {
+	cfg := loopbackCfg()
+	cfg.Token = "tok"
+	f := startAdmin(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rc, err := reflectionpb.NewServerReflectionClient(f.conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := rc.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	if !slices.Contains(names, "snakepipe.v1.Admin") {
+		t.Fatalf("reflection lists %v, want snakepipe.v1.Admin", names)
+	}
+	_ = rc.CloseSend()
 }
