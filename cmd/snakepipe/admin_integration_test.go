@@ -1321,3 +1321,53 @@ func TestAdminPortInUse(t *testing.T) {
 		t.Errorf("error = %q, want admin: listen %s ... address already in use", err, first.AdminAddr())
 	}
 }
+
+// TestAdminStalledTapDoesNotBlockPipeline: a tap client that stops
+// reading does not hold the pipeline back: everything still reaches the
+// sink, and the tap's subscription skips (and counts) what it cannot take.
+func TestAdminStalledTapDoesNotBlockPipeline(t *testing.T) {
+	svc := adminService(t, t.TempDir())
+	ac := adminClient(t, svc.AdminAddr())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := ac.Tap(ctx, &pb.TapRequest{MaxEventsPerSecond: control.MaxTapRate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the tap subscription", func() bool { return svc.tap.Subscribers() == 1 })
+	// Never Recv: gRPC flow control soon blocks the server's Send.
+	w := connectWorker(t, svc.IngestAddr(), "busy", "A")
+	const batches, size = 40, 500
+	for b := range batches {
+		evs := make([]*pb.Event, size)
+		for i := range evs {
+			ts := int64(b*size + i)
+			evs[i] = callStop(ts, "", ts, strings.Repeat("x", 200))
+		}
+		w.send(t, evs...)
+	}
+	poll(t, "every event in the sink while the tap is stalled", func() bool {
+		v, _ := svc.Metrics().Value("snakepipe_sink_events_written_total", pipeline.L("sink", "file/all")...)
+		return v == batches*size+1 // and the connected event
+	})
+	// Now read: the next events sent carry the count of those skipped
+	// while the client was not reading (the subscription's buffer still
+	// holds events, so there is a next one).
+	var got, skipped uint64
+	for skipped == 0 {
+		ev, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("after %d events: %v", got, err)
+		}
+		got++
+		skipped += ev.Skipped
+		if got > batches*size {
+			t.Fatalf("%d events delivered to a stalled tap and none reported skipped", got)
+		}
+	}
+	if got+skipped > batches*size {
+		t.Errorf("tap delivered %d and skipped %d of %d events", got, skipped, batches*size)
+	}
+	cancel()
+	w.close(t)
+}
