@@ -128,9 +128,12 @@ func dialStreamWorker(addr, id, pool string) (*streamWorker, error) {
 	if err == nil {
 		msg, err = stream.Recv()
 	}
-	if err != nil || msg.GetWelcome() == nil {
+	if err == nil && msg.GetWelcome() == nil {
+		err = fmt.Errorf("first frame is %v, want a Welcome", msg)
+	}
+	if err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("worker %s: first frame %v, %v; want a Welcome", id, msg, err)
+		return nil, fmt.Errorf("worker %s: %w", id, err)
 	}
 	w := &streamWorker{id: id, pool: pool, conn: conn, stream: stream, welcome: msg.GetWelcome().GetPolicy(),
 		frames: make(chan policyFrame, 4096), done: make(chan struct{})}
@@ -1167,9 +1170,19 @@ func TestCtlEndToEnd(t *testing.T) {
 	if len(before.Plugins) != 1 || before.Plugins[0].Name != "wasm/slow" || before.Plugins[0].SHA256 == "" {
 		t.Fatalf("ctl --json plugins = %+v", before)
 	}
+	reloads := func() float64 {
+		v, _ := svc.Metrics().Value("snakepipe_plugin_reloads_total", pipeline.L("plugin", "wasm/slow", "pipeline", "default", "result", "ok")...)
+		return v
+	}
+	if r := reloads(); r != 1 {
+		t.Errorf("plugin loads after start = %v, want 1", r)
+	}
 	out, _ = ctl("plugin", "reload", "wasm/slow")
 	if !strings.Contains(out, "reloaded wasm/slow") {
 		t.Errorf("ctl plugin reload:\n%s", out)
+	}
+	if r := reloads(); r != 2 {
+		t.Errorf("plugin loads after ctl plugin reload = %v, want 2", r)
 	}
 	ctlJSON(&after, "plugins")
 	if len(after.Plugins) != 1 || after.Plugins[0].Version == before.Plugins[0].Version {
