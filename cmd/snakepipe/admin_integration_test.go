@@ -38,13 +38,13 @@ import (
 // path `snakepipe run` uses) while real worker streams are connected over
 // real gRPC, and check what the workers receive.
 
-// waitFor is a liveness guard, not a timing assertion: it fails the test
+// livenessTimeout is a liveness guard, not a timing assertion: it fails the test
 // only if cond has not become true after a long time.
-const waitFor = 20 * time.Second
+const livenessTimeout = 20 * time.Second
 
-// newTestService is startService for tests and benchmarks; it shuts the
+// runningService is startService for tests and benchmarks; it shuts the
 // service down at cleanup (a second Shutdown is a no-op).
-func newTestService(tb testing.TB, yaml string, env ...string) *Service {
+func runningService(tb testing.TB, yaml string, env ...string) *Service {
 	tb.Helper()
 	cfg, err := LoadConfig(LoadOptions{File: "test.yaml", Data: []byte(yaml), Env: env, Factories: builtinFactories(io.Discard, nil)})
 	if err != nil {
@@ -65,18 +65,18 @@ func newTestService(tb testing.TB, yaml string, env ...string) *Service {
 	return svc
 }
 
-// adminService is a service with a file sink and the admin API on a free
+// serviceWithAdmin is a service with a file sink and the admin API on a free
 // loopback port.
-func adminService(tb testing.TB, dir string) *Service {
+func serviceWithAdmin(tb testing.TB, dir string) *Service {
 	tb.Helper()
-	svc := newTestService(tb, fileSinkConfig(dir, ""), "SNAKEPIPE_ADMIN__LISTEN=127.0.0.1:0")
+	svc := runningService(tb, fileSinkConfig(dir, ""), "SNAKEPIPE_ADMIN__LISTEN=127.0.0.1:0")
 	if svc.AdminAddr() == "" {
 		tb.Fatal("admin is not listening")
 	}
 	return svc
 }
 
-func adminClient(tb testing.TB, addr string) pb.AdminClient {
+func dialAdmin(tb testing.TB, addr string) pb.AdminClient {
 	tb.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -103,7 +103,7 @@ type streamWorker struct {
 	done     chan struct{}    // closed when the stream has ended
 }
 
-func connectWorker(tb testing.TB, addr, id, pool string) *streamWorker {
+func connectStreamWorker(tb testing.TB, addr, id, pool string) *streamWorker {
 	tb.Helper()
 	w, err := dialStreamWorker(addr, id, pool)
 	if err != nil {
@@ -160,7 +160,7 @@ func (w *streamWorker) next(tb testing.TB) *pb.Policy {
 		return f.p
 	case <-w.done:
 		tb.Fatalf("worker %s: stream ended while waiting for a Policy frame", w.id)
-	case <-time.After(waitFor):
+	case <-time.After(livenessTimeout):
 		tb.Fatalf("worker %s: no Policy frame", w.id)
 	}
 	return nil
@@ -180,15 +180,15 @@ func (w *streamWorker) close(tb testing.TB) {
 	_ = w.stream.CloseSend()
 	select {
 	case <-w.done:
-	case <-time.After(waitFor):
+	case <-time.After(livenessTimeout):
 		tb.Errorf("worker %s: host did not end the stream after half-close", w.id)
 	}
 	_ = w.conn.Close()
 }
 
-func poll(tb testing.TB, what string, cond func() bool) {
+func awaitCondition(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(livenessTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("timed out waiting for %s", what)
@@ -197,9 +197,9 @@ func poll(tb testing.TB, what string, cond func() bool) {
 	}
 }
 
-func sel(s control.Selector) *pb.Selector { return control.SelectorToPB(s) }
+func selectorPB(s control.Selector) *pb.Selector { return control.SelectorToPB(s) }
 
-func ptr[T any](v T) *T { return &v }
+func ptrTo[T any](v T) *T { return &v }
 
 // checkPolicy compares the fields of a received policy with want.
 func checkPolicy(t *testing.T, who string, got *pb.Policy, version uint64, enabled bool, rate float64, deny []string) {
@@ -216,14 +216,14 @@ func checkPolicy(t *testing.T, who string, got *pb.Policy, version uint64, enabl
 // must be the very next frame of the workers that were not selected.
 func TestAdminPolicyReachesExactlyMatchingWorkers(t *testing.T) {
 	dir := t.TempDir()
-	svc := adminService(t, dir)
-	ac := adminClient(t, svc.AdminAddr())
+	svc := serviceWithAdmin(t, dir)
+	ac := dialAdmin(t, svc.AdminAddr())
 	ctx := context.Background()
 	addr := svc.IngestAddr()
 
-	a1, a2 := connectWorker(t, addr, "a1", "A"), connectWorker(t, addr, "a2", "A")
-	b1, b2 := connectWorker(t, addr, "b1", "B"), connectWorker(t, addr, "b2", "B")
-	special := connectWorker(t, addr, "w-special", "A") // in pool A, with its own worker-level patch
+	a1, a2 := connectStreamWorker(t, addr, "a1", "A"), connectStreamWorker(t, addr, "a2", "A")
+	b1, b2 := connectStreamWorker(t, addr, "b1", "B"), connectStreamWorker(t, addr, "b2", "B")
+	special := connectStreamWorker(t, addr, "w-special", "A") // in pool A, with its own worker-level patch
 	everyone := []*streamWorker{a1, a2, b1, b2, special}
 	poolA := []*streamWorker{a1, a2}
 	for _, w := range everyone {
@@ -232,7 +232,7 @@ func TestAdminPolicyReachesExactlyMatchingWorkers(t *testing.T) {
 
 	set := func(s control.Selector, patch *pb.PolicyPatch, notified uint32) uint64 {
 		t.Helper()
-		resp, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: sel(s), Patch: patch})
+		resp, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: selectorPB(s), Patch: patch})
 		if err != nil {
 			t.Fatalf("SetPolicy %s: %v", s, err)
 		}
@@ -255,12 +255,12 @@ func TestAdminPolicyReachesExactlyMatchingWorkers(t *testing.T) {
 	gcDeny := []string{"python.gc.*"}
 
 	// 1. A worker-id selector reaches that worker only.
-	v1 := set(control.Worker("w-special"), &pb.PolicyPatch{Enabled: ptr(true), SetDeny: true, Deny: gcDeny}, 1)
+	v1 := set(control.Worker("w-special"), &pb.PolicyPatch{Enabled: ptrTo(true), SetDeny: true, Deny: gcDeny}, 1)
 	checkPolicy(t, "w-special", special.next(t), v1, true, 1, gcDeny)
 
 	// 2. Pool A off: its workers are told; the worker-id layer wins over
 	// the pool layer, so w-special stays on.
-	v2 := set(control.Pool("A"), &pb.PolicyPatch{Enabled: ptr(false)}, 3)
+	v2 := set(control.Pool("A"), &pb.PolicyPatch{Enabled: ptrTo(false)}, 3)
 	for _, w := range poolA {
 		checkPolicy(t, w.id, w.next(t), v2, false, 1, nil) // its first frame: step 1 did not reach it
 	}
@@ -271,14 +271,14 @@ func TestAdminPolicyReachesExactlyMatchingWorkers(t *testing.T) {
 	for i, w := range everyone {
 		w.send(t, callStop(int64(100+i), "", 1, w.id))
 	}
-	poll(t, "pool A's two events dropped as disabled", func() bool {
+	awaitCondition(t, "pool A's two events dropped as disabled", func() bool {
 		v, _ := svc.Metrics().Value("snakepipe_control_events_dropped_total", pipeline.L("reason", "disabled")...)
 		return v == 2
 	})
 
 	// 3. A change at "all" reaches everyone; for pool B it is the first
 	// frame since the Welcome, so steps 1 and 2 did not reach B.
-	v3 := set(control.All, &pb.PolicyPatch{DefaultSampleRate: ptr(0.5)}, 5)
+	v3 := set(control.All, &pb.PolicyPatch{DefaultSampleRate: ptrTo(0.5)}, 5)
 	for _, w := range []*streamWorker{b1, b2} {
 		checkPolicy(t, w.id, w.next(t), v3, true, 0.5, nil)
 	}
@@ -288,13 +288,13 @@ func TestAdminPolicyReachesExactlyMatchingWorkers(t *testing.T) {
 	checkPolicy(t, "w-special", special.next(t), v3, true, 0.5, gcDeny)
 
 	// 4. Resetting pool A restores it, and reaches pool A only.
-	v4 := reset(&pb.ResetPolicyRequest{Selector: sel(control.Pool("A"))}, 3)
+	v4 := reset(&pb.ResetPolicyRequest{Selector: selectorPB(control.Pool("A"))}, 3)
 	for _, w := range poolA {
 		checkPolicy(t, w.id, w.next(t), v4, true, 0.5, nil)
 	}
 	checkPolicy(t, "w-special", special.next(t), v4, true, 0.5, gcDeny)
 	// 5. Resetting the worker drops its deny.
-	v5 := reset(&pb.ResetPolicyRequest{Selector: sel(control.Worker("w-special"))}, 1)
+	v5 := reset(&pb.ResetPolicyRequest{Selector: selectorPB(control.Worker("w-special"))}, 1)
 	checkPolicy(t, "w-special", special.next(t), v5, true, 0.5, nil)
 
 	// 6. Reset everything: everyone is back on the config file's policy,
@@ -307,7 +307,7 @@ func TestAdminPolicyReachesExactlyMatchingWorkers(t *testing.T) {
 			t.Errorf("%s after reset --all: %v, want the config file's policy", w.id, p)
 		}
 	}
-	resp, err := ac.GetPolicy(ctx, &pb.GetPolicyRequest{Selector: sel(control.Pool("A"))})
+	resp, err := ac.GetPolicy(ctx, &pb.GetPolicyRequest{Selector: selectorPB(control.Pool("A"))})
 	if err != nil || resp.Patch.GetEnabled() || resp.Patch.Enabled != nil || !resp.Effective.GetEnabled() {
 		t.Errorf("GetPolicy pool=A after reset: %v, %v; want no patch and enabled", resp, err)
 	}
@@ -364,8 +364,8 @@ func connectMany(tb testing.TB, addr string, n int, pool string) []*streamWorker
 // 100 live streams exactly once, and the worker list shows every worker on
 // the new version. (How fast: BenchmarkPolicyFanout100.)
 func TestAdminPolicyReachesAll100Workers(t *testing.T) {
-	svc := adminService(t, t.TempDir())
-	ac := adminClient(t, svc.AdminAddr())
+	svc := serviceWithAdmin(t, t.TempDir())
+	ac := dialAdmin(t, svc.AdminAddr())
 	ws := connectMany(t, svc.IngestAddr(), 100, "big")
 	resp, err := ac.SetPolicy(context.Background(), &pb.SetPolicyRequest{Patch: &pb.PolicyPatch{SetDeny: true, Deny: []string{"python.memory.*"}}})
 	if err != nil {
@@ -404,8 +404,8 @@ func BenchmarkPolicyFanout1(b *testing.B)    { benchmarkPolicyFanout(b, 1) }
 func BenchmarkPolicyFanout1000(b *testing.B) { benchmarkPolicyFanout(b, 1000) }
 
 func benchmarkPolicyFanout(b *testing.B, workers int) {
-	svc := adminService(b, b.TempDir())
-	ac := adminClient(b, svc.AdminAddr())
+	svc := serviceWithAdmin(b, b.TempDir())
+	ac := dialAdmin(b, svc.AdminAddr())
 	ws := connectMany(b, svc.IngestAddr(), workers, "bench")
 	ctx := context.Background()
 	var total time.Duration
@@ -430,7 +430,7 @@ func benchmarkPolicyFanout(b *testing.B, workers int) {
 				if f.at.After(last) {
 					last = f.at
 				}
-			case <-time.After(waitFor):
+			case <-time.After(livenessTimeout):
 				b.Fatalf("worker %s: no Policy frame", w.id)
 			}
 		}
@@ -451,13 +451,13 @@ func benchmarkPolicyFanout(b *testing.B, workers int) {
 // close, gets the policy in force in its Welcome, changes made while it was
 // away included.
 func TestAdminReconnectingWorkerGetsCurrentPolicy(t *testing.T) {
-	svc := adminService(t, t.TempDir())
-	ac := adminClient(t, svc.AdminAddr())
+	svc := serviceWithAdmin(t, t.TempDir())
+	ac := dialAdmin(t, svc.AdminAddr())
 	ctx := context.Background()
 	addr := svc.IngestAddr()
 	mustSet := func(s control.Selector, p *pb.PolicyPatch) uint64 {
 		t.Helper()
-		resp, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: sel(s), Patch: p})
+		resp, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: selectorPB(s), Patch: p})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -466,9 +466,9 @@ func TestAdminReconnectingWorkerGetsCurrentPolicy(t *testing.T) {
 	memDeny := []string{"python.memory.*"}
 	mustSet(control.Pool("A"), &pb.PolicyPatch{SetDeny: true, Deny: memDeny,
 		SetSamplingRules: true, SamplingRules: []*pb.SamplingRule{{Pattern: "python.gc.*", Rate: 0.01}}})
-	v := mustSet(control.Worker("w1"), &pb.PolicyPatch{Enabled: ptr(false)})
+	v := mustSet(control.Worker("w1"), &pb.PolicyPatch{Enabled: ptrTo(false)})
 
-	w := connectWorker(t, addr, "w1", "A")
+	w := connectStreamWorker(t, addr, "w1", "A")
 	checkPolicy(t, "w1 first welcome", w.welcome, v, false, 1, memDeny)
 	if r := w.welcome.GetSamplingRules(); len(r) != 1 || r[0].GetPattern() != "python.gc.*" || r[0].GetRate() != 0.01 {
 		t.Errorf("welcome rules = %v", r)
@@ -477,31 +477,31 @@ func TestAdminReconnectingWorkerGetsCurrentPolicy(t *testing.T) {
 	// A crash: the connection goes away without a half-close.
 	_ = w.conn.Close()
 	<-w.done
-	poll(t, "the host to notice w1 is gone", func() bool {
+	awaitCondition(t, "the host to notice w1 is gone", func() bool {
 		l, err := ac.ListWorkers(ctx, &pb.ListWorkersRequest{})
 		return err == nil && len(l.Workers) == 0
 	})
 	// Changed while it is away.
-	v = mustSet(control.Pool("A"), &pb.PolicyPatch{DefaultSampleRate: ptr(0.25)})
+	v = mustSet(control.Pool("A"), &pb.PolicyPatch{DefaultSampleRate: ptrTo(0.25)})
 
-	w = connectWorker(t, addr, "w1", "A")
+	w = connectStreamWorker(t, addr, "w1", "A")
 	checkPolicy(t, "w1 after reconnect", w.welcome, v, false, 0.25, memDeny)
 	if len(w.welcome.GetSamplingRules()) != 1 {
 		t.Errorf("rules lost on reconnect: %v", w.welcome)
 	}
 	// A clean close and reconnect, with a change in between.
 	w.close(t)
-	v = mustSet(control.Worker("w1"), &pb.PolicyPatch{Enabled: ptr(true)})
-	w = connectWorker(t, addr, "w1", "A")
+	v = mustSet(control.Worker("w1"), &pb.PolicyPatch{Enabled: ptrTo(true)})
+	w = connectStreamWorker(t, addr, "w1", "A")
 	checkPolicy(t, "w1 after clean reconnect", w.welcome, v, true, 0.25, memDeny)
 	defer w.close(t)
 
 	// Others get their own layers: a new pool A worker without w1's patch,
 	// and a pool B worker only the config file's policy.
-	other := connectWorker(t, addr, "w2", "A")
+	other := connectStreamWorker(t, addr, "w2", "A")
 	defer other.close(t)
 	checkPolicy(t, "w2 (pool A)", other.welcome, v, true, 0.25, memDeny)
-	b := connectWorker(t, addr, "w3", "B")
+	b := connectStreamWorker(t, addr, "w3", "B")
 	defer b.close(t)
 	checkPolicy(t, "w3 (pool B)", b.welcome, v, true, 1, nil)
 }
@@ -510,14 +510,14 @@ func TestAdminReconnectingWorkerGetsCurrentPolicy(t *testing.T) {
 // InvalidArgument naming the field, the held and effective policy stay as
 // they were, and no worker is sent anything.
 func TestAdminInvalidPolicyChangesNothing(t *testing.T) {
-	svc := adminService(t, t.TempDir())
-	ac := adminClient(t, svc.AdminAddr())
+	svc := serviceWithAdmin(t, t.TempDir())
+	ac := dialAdmin(t, svc.AdminAddr())
 	ctx := context.Background()
-	a := connectWorker(t, svc.IngestAddr(), "a1", "A")
-	b := connectWorker(t, svc.IngestAddr(), "b1", "B")
+	a := connectStreamWorker(t, svc.IngestAddr(), "a1", "A")
+	b := connectStreamWorker(t, svc.IngestAddr(), "b1", "B")
 	defer a.close(t)
 	defer b.close(t)
-	resp, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: sel(control.Pool("A")), Patch: &pb.PolicyPatch{SetDeny: true, Deny: []string{"python.gc.*"}}})
+	resp, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: selectorPB(control.Pool("A")), Patch: &pb.PolicyPatch{SetDeny: true, Deny: []string{"python.gc.*"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +530,7 @@ func TestAdminInvalidPolicyChangesNothing(t *testing.T) {
 	snapshot := func() []*pb.PolicyResponse {
 		var out []*pb.PolicyResponse
 		for _, s := range selectors {
-			r, err := ac.GetPolicy(ctx, &pb.GetPolicyRequest{Selector: sel(s)})
+			r, err := ac.GetPolicy(ctx, &pb.GetPolicyRequest{Selector: selectorPB(s)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -546,16 +546,16 @@ func TestAdminInvalidPolicyChangesNothing(t *testing.T) {
 		patch *pb.PolicyPatch
 		want  []string // in the error message
 	}{
-		{"rate above 1", nil, &pb.PolicyPatch{DefaultSampleRate: ptr(1.5)}, []string{"default_sample_rate", "1.5", "[0, 1]"}},
-		{"negative rate", sel(control.Pool("A")), &pb.PolicyPatch{DefaultSampleRate: ptr(-0.1)}, []string{"default_sample_rate"}},
-		{"NaN rate", sel(control.Pool("B")), &pb.PolicyPatch{DefaultSampleRate: ptr(math.NaN())}, []string{"default_sample_rate"}},
-		{"rule rate", sel(control.Worker("a1")), &pb.PolicyPatch{SetSamplingRules: true, SamplingRules: []*pb.SamplingRule{{Pattern: "python.*", Rate: 2}}},
+		{"rate above 1", nil, &pb.PolicyPatch{DefaultSampleRate: ptrTo(1.5)}, []string{"default_sample_rate", "1.5", "[0, 1]"}},
+		{"negative rate", selectorPB(control.Pool("A")), &pb.PolicyPatch{DefaultSampleRate: ptrTo(-0.1)}, []string{"default_sample_rate"}},
+		{"NaN rate", selectorPB(control.Pool("B")), &pb.PolicyPatch{DefaultSampleRate: ptrTo(math.NaN())}, []string{"default_sample_rate"}},
+		{"rule rate", selectorPB(control.Worker("a1")), &pb.PolicyPatch{SetSamplingRules: true, SamplingRules: []*pb.SamplingRule{{Pattern: "python.*", Rate: 2}}},
 			[]string{"sampling_rules[0].rate"}},
 		{"rule glob", nil, &pb.PolicyPatch{SetSamplingRules: true, SamplingRules: []*pb.SamplingRule{{Pattern: "python.[gc", Rate: 0.5}}},
 			[]string{"sampling_rules[0].pattern"}},
-		{"deny glob", sel(control.Pool("A")), &pb.PolicyPatch{SetDeny: true, Deny: []string{"ok.*", "python.[gc"}}, []string{"deny[1]"}},
-		{"allow glob with a valid enabled", nil, &pb.PolicyPatch{Enabled: ptr(false), SetAllow: true, Allow: []string{"[!"}}, []string{"allow[0]"}},
-		{"empty pool name", &pb.Selector{Target: &pb.Selector_Pool{Pool: ""}}, &pb.PolicyPatch{Enabled: ptr(false)}, []string{"bad selector"}},
+		{"deny glob", selectorPB(control.Pool("A")), &pb.PolicyPatch{SetDeny: true, Deny: []string{"ok.*", "python.[gc"}}, []string{"deny[1]"}},
+		{"allow glob with a valid enabled", nil, &pb.PolicyPatch{Enabled: ptrTo(false), SetAllow: true, Allow: []string{"[!"}}, []string{"allow[0]"}},
+		{"empty pool name", &pb.Selector{Target: &pb.Selector_Pool{Pool: ""}}, &pb.PolicyPatch{Enabled: ptrTo(false)}, []string{"bad selector"}},
 		{"empty patch", nil, &pb.PolicyPatch{}, []string{"changes nothing"}},
 	}
 	for _, tt := range tests {
@@ -585,7 +585,7 @@ func TestAdminInvalidPolicyChangesNothing(t *testing.T) {
 	}
 	// No frame was sent: the next valid change is the next frame of both
 	// workers, and its version is the next one (refusals bumped nothing).
-	resp, err = ac.SetPolicy(ctx, &pb.SetPolicyRequest{Patch: &pb.PolicyPatch{DefaultSampleRate: ptr(0.5)}})
+	resp, err = ac.SetPolicy(ctx, &pb.SetPolicyRequest{Patch: &pb.PolicyPatch{DefaultSampleRate: ptrTo(0.5)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,9 +604,9 @@ func TestAdminInvalidPolicyChangesNothing(t *testing.T) {
 // the subscription while the pipeline goes on delivering everything.
 func TestAdminTapOnService(t *testing.T) {
 	dir := t.TempDir()
-	svc := adminService(t, dir)
-	ac := adminClient(t, svc.AdminAddr())
-	w := connectWorker(t, svc.IngestAddr(), "tapped", "A")
+	svc := serviceWithAdmin(t, dir)
+	ac := dialAdmin(t, svc.AdminAddr())
+	w := connectStreamWorker(t, svc.IngestAddr(), "tapped", "A")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -614,7 +614,7 @@ func TestAdminTapOnService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "the tap subscription", func() bool { return svc.tap.Subscribers() == 1 })
+	awaitCondition(t, "the tap subscription", func() bool { return svc.tap.Subscribers() == 1 })
 	var sent int
 	for i := range 5 {
 		w.send(t, callStop(int64(i), "", int64(i), "c"),
@@ -638,7 +638,7 @@ func TestAdminTapOnService(t *testing.T) {
 	if _, err := stream.Recv(); status.Code(err) != codes.Canceled {
 		t.Errorf("Recv after cancel = %v, want Canceled", err)
 	}
-	poll(t, "the subscription to end after the client's cancel", func() bool { return svc.tap.Subscribers() == 0 })
+	awaitCondition(t, "the subscription to end after the client's cancel", func() bool { return svc.tap.Subscribers() == 0 })
 
 	w.send(t, callStop(99, "", 99, "c"))
 	sent++
@@ -681,10 +681,10 @@ func TestAdminTokenOffLoopback(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	svc = newTestService(t, fileSinkConfig(dir, ""), "SNAKEPIPE_ADMIN__LISTEN=0.0.0.0:0", "SNAKEPIPE_ADMIN__TOKEN_FILE="+tokenFile)
+	svc = runningService(t, fileSinkConfig(dir, ""), "SNAKEPIPE_ADMIN__LISTEN=0.0.0.0:0", "SNAKEPIPE_ADMIN__TOKEN_FILE="+tokenFile)
 	_, port, _ := net.SplitHostPort(svc.AdminAddr())
 	addr := net.JoinHostPort("127.0.0.1", port)
-	ac := adminClient(t, addr)
+	ac := dialAdmin(t, addr)
 	ctx := context.Background()
 	for name, c := range map[string]context.Context{
 		"no token":     ctx,
@@ -694,7 +694,7 @@ func TestAdminTokenOffLoopback(t *testing.T) {
 		if _, err := ac.ListWorkers(c, &pb.ListWorkersRequest{}); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("ListWorkers with %s = %v, want Unauthenticated", name, err)
 		}
-		if _, err := ac.SetPolicy(c, &pb.SetPolicyRequest{Patch: &pb.PolicyPatch{Enabled: ptr(false)}}); status.Code(err) != codes.Unauthenticated {
+		if _, err := ac.SetPolicy(c, &pb.SetPolicyRequest{Patch: &pb.PolicyPatch{Enabled: ptrTo(false)}}); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("SetPolicy with %s = %v, want Unauthenticated", name, err)
 		}
 	}
@@ -745,7 +745,7 @@ func TestAdminTokenOffLoopback(t *testing.T) {
 }
 
 // scrape reads a service's /metrics with the Prometheus text parser.
-func scrape(tb testing.TB, adminAddr string) map[string]*dto.MetricFamily {
+func scrapeMetrics(tb testing.TB, adminAddr string) map[string]*dto.MetricFamily {
 	tb.Helper()
 	resp, err := http.Get("http://" + adminAddr + "/metrics")
 	if err != nil {
@@ -765,7 +765,7 @@ func scrape(tb testing.TB, adminAddr string) map[string]*dto.MetricFamily {
 
 // sample returns the value of the series of family name with exactly the
 // labels kv, and whether it exists.
-func sample(fams map[string]*dto.MetricFamily, name string, kv ...string) (float64, bool) {
+func seriesValue(fams map[string]*dto.MetricFamily, name string, kv ...string) (float64, bool) {
 	f := fams[name]
 	if f == nil {
 		return 0, false
@@ -805,8 +805,8 @@ func sample(fams map[string]*dto.MetricFamily, name string, kv ...string) (float
 // it ended.
 func TestAdminMetricsMatchTraffic(t *testing.T) {
 	dir := t.TempDir()
-	svc := adminService(t, dir)
-	w := connectWorker(t, svc.IngestAddr(), "m1", "A")
+	svc := serviceWithAdmin(t, dir)
+	w := connectStreamWorker(t, svc.IngestAddr(), "m1", "A")
 	const good, unknown, nan = 23, 4, 3
 	var evs []*pb.Event
 	for i := range good {
@@ -826,21 +826,21 @@ func TestAdminMetricsMatchTraffic(t *testing.T) {
 	// worker.connected event.
 	const sunk = good + 1
 	var fams map[string]*dto.MetricFamily
-	poll(t, "the sink to write every accepted event", func() bool {
-		fams = scrape(t, svc.AdminAddr())
-		v, _ := sample(fams, "snakepipe_sink_events_written_total", "sink", "file/all")
+	awaitCondition(t, "the sink to write every accepted event", func() bool {
+		fams = scrapeMetrics(t, svc.AdminAddr())
+		v, _ := seriesValue(fams, "snakepipe_sink_events_written_total", "sink", "file/all")
 		return v >= sunk
 	})
 	// Close the stream, so its disconnected event is counted too.
 	w.close(t)
-	poll(t, "the worker to be gone", func() bool {
-		v, _ := sample(scrape(t, svc.AdminAddr()), "snakepipe_ingest_streams")
+	awaitCondition(t, "the worker to be gone", func() bool {
+		v, _ := seriesValue(scrapeMetrics(t, svc.AdminAddr()), "snakepipe_ingest_streams")
 		return v == 0
 	})
 	const sunkAfterClose = sunk + 1 // worker.disconnected
-	poll(t, "worker.disconnected in the sink", func() bool {
-		fams = scrape(t, svc.AdminAddr())
-		v, _ := sample(fams, "snakepipe_sink_events_written_total", "sink", "file/all")
+	awaitCondition(t, "worker.disconnected in the sink", func() bool {
+		fams = scrapeMetrics(t, svc.AdminAddr())
+		v, _ := seriesValue(fams, "snakepipe_sink_events_written_total", "sink", "file/all")
 		return v >= sunkAfterClose
 	})
 
@@ -866,7 +866,7 @@ func TestAdminMetricsMatchTraffic(t *testing.T) {
 		{"snakepipe_pipeline_queue_events", []string{"pipeline", "default"}, 0},
 	}
 	for _, c := range want {
-		got, ok := sample(fams, c.name, c.kv...)
+		got, ok := seriesValue(fams, c.name, c.kv...)
 		if !ok || got != c.v {
 			t.Errorf("%s%v = %v (exists %v), want %v", c.name, c.kv, got, ok, c.v)
 		}
@@ -977,8 +977,8 @@ pipelines:
     sinks: [stderr]
 plugins: {cache: false}
 `, wasm, filepath.Join(dir, "events.jsonl"), statsd.LocalAddr())
-	svc := newTestService(t, yaml)
-	w := connectWorker(t, svc.IngestAddr(), "doc-worker", "A")
+	svc := runningService(t, yaml)
+	w := connectStreamWorker(t, svc.IngestAddr(), "doc-worker", "A")
 	w.send(t,
 		callStop(1, "", 5, "c"),
 		&pb.Event{Name: "python.call.stop", TimestampNs: 2, Metadata: meta("tool", "a\x01b")}, // repaired; threshold: missing
@@ -987,11 +987,11 @@ plugins: {cache: false}
 		&pb.Event{Name: "python.nope", TimestampNs: 5},
 	)
 	w.close(t)
-	poll(t, "events through both pipelines", func() bool {
+	awaitCondition(t, "events through both pipelines", func() bool {
 		v, _ := svc.Metrics().Value("snakepipe_sink_events_written_total", pipeline.L("sink", "stderr")...)
 		return v >= 4
 	})
-	fams := scrape(t, svc.AdminAddr())
+	fams := scrapeMetrics(t, svc.AdminAddr())
 
 	var served int
 	for name, f := range fams {
@@ -1065,7 +1065,7 @@ func TestCtlEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	yaml := strings.Replace(fileSinkConfig(dir, ""), "    sinks: [file/all]", "    stages: [wasm/slow]\n    sinks: [file/all]", 1) +
 		fmt.Sprintf("stages:\n  wasm/slow:\n    path: %s\n    config: {min_duration_ns: \"0\"}\nplugins: {cache: false, watch: false}\n", wasm)
-	svc := newTestService(t, yaml, "SNAKEPIPE_ADMIN__LISTEN=127.0.0.1:0")
+	svc := runningService(t, yaml, "SNAKEPIPE_ADMIN__LISTEN=127.0.0.1:0")
 	admin := svc.AdminAddr()
 	ctl := func(args ...string) (string, string) {
 		t.Helper()
@@ -1082,12 +1082,12 @@ func TestCtlEndToEnd(t *testing.T) {
 			t.Fatalf("ctl --json %v: %v\n%s", args, err, out)
 		}
 	}
-	a := connectWorker(t, svc.IngestAddr(), "ctl-a", "A")
-	b := connectWorker(t, svc.IngestAddr(), "ctl-b", "B")
+	a := connectStreamWorker(t, svc.IngestAddr(), "ctl-a", "A")
+	b := connectStreamWorker(t, svc.IngestAddr(), "ctl-b", "B")
 	defer a.close(t)
 	defer b.close(t)
 	a.send(t, callStop(1, "", 10, "x"), callStop(2, "", 20, "x"))
-	poll(t, "ctl-a's events", func() bool {
+	awaitCondition(t, "ctl-a's events", func() bool {
 		v, _ := svc.Metrics().Value("snakepipe_sink_events_written_total", pipeline.L("sink", "file/all")...)
 		return v >= 4 // two connected events and ctl-a's two
 	})
@@ -1227,19 +1227,19 @@ func TestCtlEndToEnd(t *testing.T) {
 			code, out, errOut := runCLI(t, nil, append([]string{"ctl", "--admin", admin}, args...)...)
 			done <- result{code, out, errOut}
 		}()
-		poll(t, "the tap to subscribe", func() bool { return svc.tap.Subscribers() == 1 })
+		awaitCondition(t, "the tap to subscribe", func() bool { return svc.tap.Subscribers() == 1 })
 		a.send(t, &pb.Event{Name: "python.memory.sampled", TimestampNs: 5, Measurements: []*pb.MeasurementEntry{intM("rss_bytes", 1)}},
 			callStop(6, "", 60, "tapped"), callStop(7, "", 70, "tapped"))
 		var r result
 		select {
 		case r = <-done:
-		case <-time.After(waitFor):
+		case <-time.After(livenessTimeout):
 			t.Fatalf("ctl %v did not stop after --limit", args)
 		}
 		if r.code != 0 {
 			t.Fatalf("ctl %v: exit %d, %s", args, r.code, r.errOut)
 		}
-		poll(t, "the tap to end", func() bool { return svc.tap.Subscribers() == 0 })
+		awaitCondition(t, "the tap to end", func() bool { return svc.tap.Subscribers() == 0 })
 		return strings.Split(strings.TrimSpace(r.out), "\n")
 	}
 	for _, args := range [][]string{
@@ -1272,8 +1272,8 @@ func TestAdminStateFileSurvivesRestart(t *testing.T) {
 	env := []string{"SNAKEPIPE_ADMIN__LISTEN=127.0.0.1:0", "SNAKEPIPE_ADMIN__STATE_FILE=" + filepath.Join(dir, "policy-state.json")}
 	run := func(step func(svc *Service, ac pb.AdminClient)) {
 		t.Helper()
-		svc := newTestService(t, fileSinkConfig(dir, ""), env...)
-		step(svc, adminClient(t, svc.AdminAddr()))
+		svc := runningService(t, fileSinkConfig(dir, ""), env...)
+		step(svc, dialAdmin(t, svc.AdminAddr()))
 		if err := svc.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -1281,20 +1281,20 @@ func TestAdminStateFileSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	memDeny := []string{"python.memory.*"}
 	run(func(_ *Service, ac pb.AdminClient) {
-		if _, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: sel(control.Pool("A")), Patch: &pb.PolicyPatch{SetDeny: true, Deny: memDeny}}); err != nil {
+		if _, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: selectorPB(control.Pool("A")), Patch: &pb.PolicyPatch{SetDeny: true, Deny: memDeny}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: sel(control.Worker("w1")), Patch: &pb.PolicyPatch{DefaultSampleRate: ptr(0.25)}}); err != nil {
+		if _, err := ac.SetPolicy(ctx, &pb.SetPolicyRequest{Selector: selectorPB(control.Worker("w1")), Patch: &pb.PolicyPatch{DefaultSampleRate: ptrTo(0.25)}}); err != nil {
 			t.Fatal(err)
 		}
 	})
 	run(func(svc *Service, ac pb.AdminClient) {
-		w := connectWorker(t, svc.IngestAddr(), "w1", "A")
+		w := connectStreamWorker(t, svc.IngestAddr(), "w1", "A")
 		defer w.close(t)
 		if p := w.welcome; !slices.Equal(p.GetDeny(), memDeny) || p.GetDefaultSampleRate() != 0.25 {
 			t.Errorf("welcome after restart = %v, want the persisted deny and rate", p)
 		}
-		other := connectWorker(t, svc.IngestAddr(), "w2", "B")
+		other := connectStreamWorker(t, svc.IngestAddr(), "w2", "B")
 		defer other.close(t)
 		if p := other.welcome; len(p.GetDeny()) != 0 || p.GetDefaultSampleRate() != 1 {
 			t.Errorf("pool B welcome after restart = %v, want the config file's policy", p)
@@ -1304,7 +1304,7 @@ func TestAdminStateFileSurvivesRestart(t *testing.T) {
 		}
 	})
 	run(func(svc *Service, _ pb.AdminClient) {
-		w := connectWorker(t, svc.IngestAddr(), "w1", "A")
+		w := connectStreamWorker(t, svc.IngestAddr(), "w1", "A")
 		defer w.close(t)
 		if p := w.welcome; len(p.GetDeny()) != 0 || p.GetDefaultSampleRate() != 1 {
 			t.Errorf("welcome after reset --all and restart = %v, want the config file's policy", p)
@@ -1315,7 +1315,7 @@ func TestAdminStateFileSurvivesRestart(t *testing.T) {
 // TestAdminPortInUse: a second instance on the same admin port does not
 // start, says why, and releases what it had opened.
 func TestAdminPortInUse(t *testing.T) {
-	first := adminService(t, t.TempDir())
+	first := serviceWithAdmin(t, t.TempDir())
 	cfg, err := LoadConfig(LoadOptions{File: "test.yaml", Data: []byte(fileSinkConfig(t.TempDir(), "")),
 		Env: []string{"SNAKEPIPE_ADMIN__LISTEN=" + first.AdminAddr()}, Factories: builtinFactories(io.Discard, nil)})
 	if err != nil {
@@ -1339,17 +1339,17 @@ func TestAdminPortInUse(t *testing.T) {
 // reading does not hold the pipeline back: everything still reaches the
 // sink, and the tap's subscription skips (and counts) what it cannot take.
 func TestAdminStalledTapDoesNotBlockPipeline(t *testing.T) {
-	svc := adminService(t, t.TempDir())
-	ac := adminClient(t, svc.AdminAddr())
+	svc := serviceWithAdmin(t, t.TempDir())
+	ac := dialAdmin(t, svc.AdminAddr())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stream, err := ac.Tap(ctx, &pb.TapRequest{MaxEventsPerSecond: control.MaxTapRate})
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "the tap subscription", func() bool { return svc.tap.Subscribers() == 1 })
+	awaitCondition(t, "the tap subscription", func() bool { return svc.tap.Subscribers() == 1 })
 	// Never Recv: gRPC flow control soon blocks the server's Send.
-	w := connectWorker(t, svc.IngestAddr(), "busy", "A")
+	w := connectStreamWorker(t, svc.IngestAddr(), "busy", "A")
 	const batches, size = 40, 500
 	for b := range batches {
 		evs := make([]*pb.Event, size)
@@ -1359,7 +1359,7 @@ func TestAdminStalledTapDoesNotBlockPipeline(t *testing.T) {
 		}
 		w.send(t, evs...)
 	}
-	poll(t, "every event in the sink while the tap is stalled", func() bool {
+	awaitCondition(t, "every event in the sink while the tap is stalled", func() bool {
 		v, _ := svc.Metrics().Value("snakepipe_sink_events_written_total", pipeline.L("sink", "file/all")...)
 		return v == batches*size+1 // and the connected event
 	})
