@@ -3,10 +3,13 @@ package control
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -201,4 +204,45 @@ func TestAdminReflection(t *testing.T) {
 		t.Fatalf("reflection lists %v, want snakepipe.v1.Admin", names)
 	}
 	_ = rc.CloseSend()
+}
+
+// TestAdminReadyz: /readyz answers 503 with the reason until Ready reports
+// nil; /healthz answers as long as the process serves.
+func TestAdminReadyz(t *testing.T) {
+	var notReady atomic.Pointer[error]
+	starting := errors.New("starting or shutting down")
+	notReady.Store(&starting)
+	a, err := NewAdmin(pipeline.Settings{}, loopbackCfg(), AdminDeps{Store: mustStore(t), Metrics: pipeline.NewMetrics(),
+		Ready: func() error {
+			if e := notReady.Load(); e != nil {
+				return *e
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = a.Shutdown(context.Background()) }()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + a.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || body != "not ready: starting or shutting down\n" {
+		t.Errorf("/readyz while not ready = %d %q", code, body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while not ready = %d", code)
+	}
+	notReady.Store(nil)
+	if code, body := get("/readyz"); code != http.StatusOK || body != "ready\n" {
+		t.Errorf("/readyz when ready = %d %q", code, body)
+	}
 }
