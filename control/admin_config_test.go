@@ -146,6 +146,16 @@ func TestTapAdminCap(t *testing.T) {
 	if got, skipped := len(sub.C()), sub.Skipped(); got > 10 || got+int(skipped) != 100 {
 		t.Errorf("asked 5000/s under a cap of 10: delivered %d, skipped %d", got, skipped)
 	}
+	// No rate asked: DefaultTapRate (100), but the cap is lower.
+	dflt, err := tap.Subscribe(TapFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tap.Unsubscribe(dflt)
+	_ = tap.Consume(context.Background(), &pipeline.Batch{Events: make([]pipeline.Event, 100)})
+	if got := len(dflt.C()); got > 10 {
+		t.Errorf("no rate asked under a cap of 10: delivered %d", got)
+	}
 	if NewTap(next, 0).maxEPS != MaxTapRate {
 		t.Error("a cap of 0 is not MaxTapRate")
 	}
