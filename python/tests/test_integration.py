@@ -66,6 +66,7 @@ class Snakepipe:
         self.out = workdir / f"{name}.jsonl"
         self.log = workdir / f"{name}.log"
         self.config = workdir / f"{name}.yaml"
+        self.admin = f"127.0.0.1:{free_port()}"
         self.config.write_text(
             f"""
 log: {{level: debug, format: text}}
@@ -75,7 +76,7 @@ ingest:
   reconnect_after: 100ms
   drain_timeout: 5s
 admin:
-  listen: 127.0.0.1:{free_port()}
+  listen: 127.0.0.1:{free_port()}  # overridden by `run --admin` (see start)
 {policy or ""}
 sinks:
   file/main:
@@ -92,8 +93,8 @@ pipelines:
 
     def start(self) -> "Snakepipe":
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([str(self.binary), "run", "-c", str(self.config)], stdout=logf, stderr=logf,
-                                     cwd=self.config.parent)
+        self.proc = subprocess.Popen([str(self.binary), "run", "-c", str(self.config), "--admin", self.admin],
+                                     stdout=logf, stderr=logf, cwd=self.config.parent)
         logf.close()
 
         def listening() -> bool:
@@ -124,6 +125,13 @@ pipelines:
                 self.proc.kill()
                 self.proc.wait(30)
         return self.proc.returncode
+
+    def ctl(self, *args: str) -> str:
+        """Run `snakepipe ctl` against this process's admin API; return stdout."""
+        r = subprocess.run([str(self.binary), "ctl", "--admin", self.admin, *args], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, f"snakepipe ctl {' '.join(args)}: exit {r.returncode}\n{r.stdout}{r.stderr}"
+        return r.stdout
 
     def events(self, worker: str = WORKER) -> List[Dict[str, Any]]:
         """Worker events written by the file sink (host events left out)."""
@@ -302,3 +310,65 @@ def test_shutdown_flushes_everything(spawn: Callable[..., Snakepipe]) -> None:
     assert sorted(got) == list(range(3000))
     st = telemetry.stats()
     assert st["sent"] == 3000 and st["dropped"] == {}
+
+
+def test_operator_policy_change_via_ctl_is_obeyed(spawn: Callable[..., Snakepipe]) -> None:
+    """An operator steers a running worker with `snakepipe ctl policy`: its
+    pool off, then a filter and a sampling rule, then a reset; the worker
+    applies each change as it arrives (nothing sent that the policy rules
+    out) and counts what it dropped."""
+    port = free_port()
+    sp = spawn(port, "ctl")
+    connect(port)
+    listed = json.loads(sp.ctl("--json", "workers"))["workers"]
+    assert [(w["worker_id"], w["pool"]) for w in listed] == [(WORKER, "itest")]
+
+    def policy() -> Dict[str, Any]:
+        return telemetry.stats()["policy"]
+
+    def emit_all(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            telemetry.emit("python.call.stop", {"duration": i})
+            telemetry.emit("python.memory.sampled", {"rss_bytes": i})
+            telemetry.emit("python.gc.completed", {"collected": i, "generation": 0})
+
+    emit_all(0, 10)
+    assert telemetry.flush(10)
+
+    # 1. The worker's pool off.
+    resp = json.loads(sp.ctl("--json", "policy", "set", "pool=itest", "--enabled=false"))
+    assert resp["workers_notified"] == 1 and resp["effective"]["enabled"] is False
+    assert wait_until(lambda: policy()["enabled"] is False), policy()
+    emit_all(10, 20)
+    assert telemetry.flush(10)
+
+    # 2. On again, memory events denied, gc sampled at 0.
+    sp.ctl("policy", "set", "pool=itest", "--enabled=true", "--deny", "python.memory.*", "--rule", "python.gc.*=0")
+    assert wait_until(lambda: policy()["enabled"] is True and policy()["deny"] == ["python.memory.*"]), policy()
+    assert policy()["sampling_rules"] == [{"pattern": "python.gc.*", "rate": 0.0}]
+    emit_all(20, 30)
+    assert telemetry.flush(10)
+
+    # 3. Reset: back to the config file's policy.
+    sp.ctl("policy", "reset", "--all")
+    assert wait_until(lambda: policy()["deny"] == [] and policy()["sampling_rules"] == []), policy()
+    emit_all(30, 40)
+    assert telemetry.shutdown(10) is True
+    # The worker obeyed by itself: the host's own enforcement dropped nothing.
+    metrics = json.loads(sp.ctl("--json", "stats"))["metrics"]
+    host_drops = {m["labels"]["reason"]: m["value"] for m in metrics if m["name"] == "snakepipe_control_events_dropped_total"}
+    assert host_drops == {"disabled": 0, "filtered": 0}
+    sp.stop()
+
+    evs = sp.events()
+
+    def values(name: str, key: str) -> List[int]:
+        return [e["measurements"][key] for e in evs if e["name"] == name]
+
+    everything = list(range(0, 10)) + list(range(30, 40))
+    assert values("python.call.stop", "duration") == list(range(0, 10)) + list(range(20, 40))
+    assert values("python.memory.sampled", "rss_bytes") == everything
+    assert values("python.gc.completed", "collected") == everything
+    st = telemetry.stats()
+    assert st["dropped"] == {"disabled": 30, "filtered": 10, "sampled_out": 10}
+    assert st["sent"] == len(evs) == 30 + 20 + 20
