@@ -33,13 +33,38 @@ type TestOptions struct {
 
 // TestSummary is what RunTest found.
 type TestSummary struct {
-	Events, Kept, Dropped, Changed int
-	FailedBatches                  int
-	NsPerEvent                     float64
+	Plugin        string         `json:"plugin"`
+	Kind          string         `json:"kind"`
+	SHA256        string         `json:"sha256"`
+	BatchSize     int            `json:"batch_size"`
+	Events        int            `json:"events"`
+	Kept          int            `json:"kept"`
+	Dropped       int            `json:"dropped"`
+	Changed       int            `json:"changed"`
+	FailedBatches int            `json:"failed_batches"`
+	NsPerEvent    float64        `json:"ns_per_event"`
+	Outcomes      []EventOutcome `json:"outcomes"`
+}
+
+// EventOutcome is what the plugin did with one input event.
+type EventOutcome struct {
+	// Line is the event's 1-based position in the input.
+	Line int    `json:"line"`
+	Name string `json:"name"`
+	// Result is "kept", "dropped", "changed" or "failed" (its batch failed).
+	Result string `json:"result"`
+	// Changes lists what changed, "kind key: old -> new" (Result "changed").
+	Changes []string `json:"changes,omitempty"`
+	// Failure is the failure kind and error of the event's batch (Result "failed").
+	Failure string `json:"failure,omitempty"`
 }
 
 // ErrTestFailed is returned by RunTest when a batch failed.
 var ErrTestFailed = errors.New("plugin failed on the test input")
+
+// ErrTestInput is returned by RunTest when the input is not valid JSON
+// lines of events (nothing was run).
+var ErrTestInput = errors.New("bad test input")
 
 // RunTest runs the input events through the plugin and writes, for every
 // event, whether it was kept, dropped or changed (with the changes), then
@@ -49,7 +74,7 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 	var sum TestSummary
 	events, err := pipeline.ReadEventsJSON(opts.Input)
 	if err != nil {
-		return sum, fmt.Errorf("input: %w", err)
+		return sum, fmt.Errorf("%w: %w", ErrTestInput, err)
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 64
@@ -76,6 +101,8 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 	}
 	defer s.Shutdown(ctx)
 	ver, _ := s.Current()
+	sum.Plugin, sum.Kind, sum.SHA256, sum.BatchSize = opts.Path, ver.Kind.String(), ver.SHA256, opts.BatchSize
+	sum.Outcomes = make([]EventOutcome, 0, len(events))
 	var b strings.Builder
 	fmt.Fprintf(&b, "plugin %s: %s, sha256 %s\n", opts.Path, ver.Kind, ver.SHA256[:16])
 
@@ -91,8 +118,12 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 		out, fk, err := s.runOnce(ctx, batch)
 		if err != nil {
 			sum.FailedBatches++
-			firstErr = cmpErr(firstErr, err)
+			firstErr = cmpErr(firstErr, fmt.Errorf("events #%d-#%d: %s: %w", start+1, end, fk, err))
 			fmt.Fprintf(&b, "#%d-#%d  FAILED  %s: %v\n", start+1, end, fk, err)
+			sum.Events += len(in)
+			for i := range in {
+				sum.Outcomes = append(sum.Outcomes, EventOutcome{Line: start + i + 1, Name: in[i].Name, Result: "failed", Failure: fmt.Sprintf("%s: %v", fk, err)})
+			}
 			continue
 		}
 		byIndex := make(map[uint64]*pipeline.Event, out.Len())
@@ -106,20 +137,25 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 			if ok {
 				changes = diffEvents(&in[i], got)
 			}
+			o := EventOutcome{Line: start + i + 1, Name: in[i].Name}
 			switch {
 			case !ok:
 				sum.Dropped++
+				o.Result = "dropped"
 				fmt.Fprintf(&b, "#%d  dropped  %s\n", start+i+1, in[i].Name)
 			case len(changes) > 0:
 				sum.Changed++
+				o.Result, o.Changes = "changed", changes
 				fmt.Fprintf(&b, "#%d  changed  %s\n", start+i+1, in[i].Name)
 				for _, c := range changes {
 					fmt.Fprintf(&b, "      %s\n", c)
 				}
 			default:
 				sum.Kept++
+				o.Result = "kept"
 				fmt.Fprintf(&b, "#%d  kept     %s\n", start+i+1, in[i].Name)
 			}
+			sum.Outcomes = append(sum.Outcomes, o)
 		}
 	}
 	if len(events) > 0 && sum.FailedBatches == 0 {
