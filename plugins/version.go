@@ -76,7 +76,7 @@ func (v *version) put(inst *instance, failed bool) {
 	case failed:
 		inst.close(false, v.stage.cfg.Trusted)
 		v.stage.m.restartsFailure.Inc()
-	case int(inst.mem.Size()) > v.stage.highWater || inst.batches >= recycleBatches:
+	case int(inst.mem.Size()) > v.stage.highWater || inst.batches >= recycleBatches || inst.expired:
 		inst.close(true, v.stage.cfg.Trusted)
 		v.stage.m.restartsRecycle.Inc()
 	default:
