@@ -46,6 +46,9 @@ type HostConfig struct {
 	Cache bool `koanf:"cache"`
 	// CacheDir is the cache directory; "" means <user cache dir>/snakepipe/wasm.
 	CacheDir string `koanf:"cache_dir"`
+	// CacheMaxBytes bounds the cache directory: past it, the least recently
+	// used entries are removed (at start and after each compile).
+	CacheMaxBytes int64 `koanf:"cache_max_bytes"`
 	// Engine is "auto", "compiler" or "interpreter".
 	Engine string `koanf:"engine"`
 	// MaxModuleBytes refuses larger .wasm files.
@@ -66,6 +69,7 @@ type HostConfig struct {
 func DefaultHostConfig() HostConfig {
 	return HostConfig{
 		Cache:               true,
+		CacheMaxBytes:       256 << 20,
 		Engine:              EngineAuto,
 		MaxModuleBytes:      10 << 20,
 		MemoryLimitPages:    256,
@@ -82,6 +86,9 @@ func (c HostConfig) Validate() error {
 	case EngineAuto, EngineCompiler, EngineInterpreter:
 	default:
 		errs = append(errs, fmt.Errorf("plugins.engine: %q is not one of auto, compiler, interpreter", c.Engine))
+	}
+	if c.CacheMaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("plugins.cache_max_bytes: %d must be > 0", c.CacheMaxBytes))
 	}
 	if c.MaxModuleBytes <= 0 || c.MaxModuleBytes > hardMaxModuleBytes {
 		errs = append(errs, fmt.Errorf("plugins.max_module_bytes: %d is outside 1..%d", c.MaxModuleBytes, hardMaxModuleBytes))
@@ -107,10 +114,11 @@ func (c HostConfig) Validate() error {
 // it and `trusted: true` plugins in one that does not (created on first
 // use). Both share one compilation cache.
 type Host struct {
-	cfg     HostConfig
-	log     hclog.Logger
-	metrics *pipeline.Metrics
-	cache   wazero.CompilationCache
+	cfg      HostConfig
+	log      hclog.Logger
+	metrics  *pipeline.Metrics
+	cache    wazero.CompilationCache
+	cacheDir string // "" when the cache is in memory only
 
 	mu       sync.Mutex
 	rts      [2]wazero.Runtime // [0] untrusted (close on ctx done), [1] trusted
@@ -152,11 +160,27 @@ func NewHost(cfg HostConfig, logger hclog.Logger, metrics *pipeline.Metrics) (*H
 		if err != nil {
 			return nil, fmt.Errorf("plugins.cache_dir: %w", err)
 		}
-		h.cache = c
+		h.cache, h.cacheDir = c, dir
+		h.pruneCache()
 	} else {
 		h.cache = wazero.NewCompilationCache()
 	}
 	return h, nil
+}
+
+// pruneCache keeps the on-disk cache under plugins.cache_max_bytes. A
+// failure only means a bigger directory, so it is logged, not returned.
+func (h *Host) pruneCache() {
+	if h.cacheDir == "" {
+		return
+	}
+	st, err := pruneCache(h.cacheDir, h.cfg.CacheMaxBytes, time.Now())
+	if err != nil {
+		h.log.Warn("pruning the plugin compilation cache", "dir", h.cacheDir, "error", err)
+	}
+	if st.files > 0 || st.staleDirs > 0 {
+		h.log.Info("pruned the plugin compilation cache", "dir", h.cacheDir, "files", st.files, "bytes", st.bytes, "stale_version_dirs", st.staleDirs)
+	}
 }
 
 // Close closes every runtime (and with them every instance) and the cache.
@@ -261,10 +285,18 @@ func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, 
 	}
 	start := time.Now()
 	cm, err := r.CompileModule(ctx, bin)
+	if isCacheReadError(err) && h.cacheDir != "" {
+		h.log.Warn("unreadable entry in the plugin compilation cache; clearing it and compiling again", "dir", h.cacheDir, "error", err)
+		if cerr := clearCacheEntries(h.cacheDir); cerr != nil {
+			h.log.Warn("clearing the plugin compilation cache", "error", cerr)
+		}
+		cm, err = r.CompileModule(ctx, bin)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotWasm, err)
 	}
 	m := &module{cm: cm, rt: r, sha: hex.EncodeToString(key.sum[:]), key: key, refs: 1, size: len(bin), compileTime: time.Since(start)}
+	h.pruneCache() // the compile may have added an entry
 	var info Info
 	m.checkErr = errors.Join(describe(cm, &info, m)...)
 	h.mu.Lock()
