@@ -57,13 +57,13 @@ func (m *limitedMemory) Free() { m.buf = nil }
 // instance is one instantiated plugin module. It is used by one goroutine
 // at a time (it sits in its version's pool between batches).
 type instance struct {
-	mod      api.Module
-	mem      api.Memory
-	call     api.Function // snk_filter or snk_enrich
-	closeFn  api.Function // snk_close, may be nil
-	lm       *limitedMemory
-	callCtx  context.Context // carries the plugin log (and nothing else)
-	stack    []uint64
+	mod     api.Module
+	mem     api.Memory
+	call    api.Function // snk_filter or snk_enrich
+	closeFn api.Function // snk_close, may be nil
+	lm      *limitedMemory
+	callCtx context.Context // carries the plugin log (and nothing else)
+	stack   []uint64
 
 	// The per-batch deadline, reused across calls (see armDeadline).
 	dlCtx    context.Context
