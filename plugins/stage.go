@@ -452,8 +452,8 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 		off := 0
 		for ; i < n; i++ {
 			e := &b.Events[i]
-			sz := recordSize(e)
-			if sz > maxEv || !encodable(e) {
+			sz, ok := encodedSize(e, &inst.origins)
+			if sz > maxEv || !ok {
 				verd[i] = vOversize
 				continue
 			}
