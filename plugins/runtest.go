@@ -84,10 +84,10 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 	}
 	hcfg := DefaultHostConfig()
 	hcfg.Watch = false
-	h, err := NewHost(hcfg, opts.Logger, nil)
+	h, err := NewHost(hcfg, nil, nil)
 	if err != nil {
 		hcfg.Cache = false // no user cache dir: compile in memory
-		if h, err = NewHost(hcfg, opts.Logger, nil); err != nil {
+		if h, err = NewHost(hcfg, nil, nil); err != nil {
 			return sum, err
 		}
 	}
@@ -95,7 +95,7 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 	cfg := DefaultConfig()
 	cfg.Path, cfg.Kind, cfg.Config, cfg.Instances = opts.Path, opts.Kind, opts.Config, 1
 	cfg.Deadline = hardMaxDeadline
-	s, err := NewStage(ctx, h, pipeline.Settings{ID: pipeline.ComponentID{Type: TypeName, Name: "test"}, Logger: opts.Logger}, cfg, nil, nil)
+	s, err := NewStage(ctx, h, pipeline.Settings{ID: pipeline.ComponentID{Type: TypeName, Name: "test"}, Logger: guestOnlyLogger(opts.Logger)}, cfg, nil, nil)
 	if err != nil {
 		return sum, err
 	}
@@ -170,6 +170,28 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 		return sum, fmt.Errorf("%w: %w", ErrTestFailed, firstErr)
 	}
 	return sum, nil
+}
+
+// guestOnly is a stage logger that discards the host's own messages
+// ("plugin version live", ...) and sends the guest's (the stage logs them
+// through Named("guest")) to guest.
+type guestOnly struct {
+	hclog.Logger
+	guest hclog.Logger
+}
+
+func guestOnlyLogger(guest hclog.Logger) hclog.Logger {
+	if guest == nil {
+		return nil
+	}
+	return guestOnly{Logger: hclog.NewNullLogger(), guest: guest}
+}
+
+func (g guestOnly) Named(name string) hclog.Logger {
+	if name == "guest" {
+		return g.guest
+	}
+	return g
 }
 
 func cmpErr(first, err error) error {

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/snakepipe/snakepipe/plugins"
 )
 
@@ -125,7 +127,8 @@ write:
   {"name":"python.call.stop","timestamp_ns":1,"measurements":{"duration":2000000},"metadata":{"function":"f"}}
 
 A batch the plugin fails (trap, timeout, bad result, ...) is reported with
-the failure kind, and the command exits 1.
+the failure kind, and the command exits 1. The plugin's own log lines
+(snakepipe_v1.log, stdout, stderr; rate-limited) are printed on stderr.
 
 Examples:
   snakepipe plugin test slow_calls.wasm --input events.jsonl
@@ -202,8 +205,11 @@ func runPluginTest(ctx context.Context, c *cli, args []string) int {
 	if *asJSON {
 		text = io.Discard
 	}
+	// The guest's log lines (snakepipe_v1.log, stdout, stderr) go to
+	// stderr: they often say why a plugin refused its config.
+	guestLog := hclog.New(&hclog.LoggerOptions{Name: "guest", Output: c.stderr, Level: hclog.Trace, DisableTime: true})
 	sum, err := plugins.RunTest(ctx, text, plugins.TestOptions{
-		Path: path, Config: cfg, Kind: *kind, Input: in, BatchSize: *batch,
+		Path: path, Config: cfg, Kind: *kind, Input: in, BatchSize: *batch, Logger: guestLog,
 	})
 	switch {
 	case errors.Is(err, plugins.ErrTestInput):

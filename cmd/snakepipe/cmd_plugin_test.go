@@ -94,6 +94,8 @@ func TestPluginCommand(t *testing.T) {
 		{name: "test both kinds as filter", args: []string{"plugin", "test", pluginFixture(t, "swap_even.wasm"), "--kind", "filter", "--input", events}, code: 0,
 			stdout: []string{": filter, sha256 ", "summary: 4 events"}},
 
+		{name: "test guest log on stderr", args: []string{"plugin", "test", pluginFixture(t, "logflood.wasm"), "--input", events}, code: 0,
+			stdout: []string{"#4  kept     other"}, stderr: []string{"[INFO]  guest: flooding the log\n"}},
 		{name: "test missing input flag", args: []string{"plugin", "test", pluginFixture(t, "wat-example")}, code: 2, stderr: []string{"--input FILE is required"}},
 		{name: "test input missing", args: []string{"plugin", "test", pluginFixture(t, "wat-example"), "--input", "nope.jsonl"}, code: 2, stderr: []string{"--input: open nope.jsonl"}},
 		{name: "test bad input", args: []string{"plugin", "test", pluginFixture(t, "wat-example"), "--input", writeEvents(t, "{nope\n")}, code: 2,
