@@ -127,16 +127,16 @@ type Host struct {
 	cache    wazero.CompilationCache
 	cacheDir string // "" when the cache is in memory only
 
-	mu       sync.Mutex
-	rts      [2]wazero.Runtime // [0] untrusted (close on ctx done), [1] trusted
-	modules  map[moduleKey]*module
+	mu      sync.Mutex
+	rts     [2]wazero.Runtime // [0] untrusted (close on ctx done), [1] trusted
+	modules map[moduleKey]*module
 	// compileFn is wazero.Runtime.CompileModule; a test replaces it to
 	// make a compile that never ends.
 	compileFn func(ctx context.Context, r wazero.Runtime, bin []byte) (wazero.CompiledModule, error)
-	stages   map[string][]*Stage
-	reserved uint64 // memory pages reserved by loaded stages
-	watcher  *watcher
-	closed   bool
+	stages    map[string][]*Stage
+	reserved  uint64 // memory pages reserved by loaded stages
+	watcher   *watcher
+	closed    bool
 }
 
 type moduleKey struct {
