@@ -211,3 +211,47 @@ func TestPluginJSON(t *testing.T) {
 		}
 	})
 }
+
+// The SDK examples of the guest languages (examples/plugins/<lang>, built
+// by `make plugins`, which `make test` runs first): inspect finds each
+// loadable, and test reports the same outcome for every event of the
+// golden input in every language.
+func TestPluginCommandSDKExamples(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	input := filepath.Join("..", "..", "examples", "plugins", "testdata", "input.jsonl")
+	var want string
+	// Go (wasip1) is left out: compiling its 2.5 MB module twice takes ~15 s
+	// under -race; examples/plugins tests it through the same RunTest.
+	for _, lang := range []string{"c", "assemblyscript", "rust", "zig"} {
+		t.Run(lang, func(t *testing.T) {
+			p := filepath.Join("..", "..", "examples", "plugins", lang, "slow_calls.wasm")
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("%v (build the example plugins with `make plugins`)", err)
+			}
+			code, stdout, stderr := runCLI(t, nil, "plugin", "inspect", p)
+			if code != 0 || !strings.Contains(stdout, "abi version: 1\n") || !strings.Contains(stdout, "kind:        filter\n") {
+				t.Fatalf("inspect: exit %d\n%s%s", code, stdout, stderr)
+			}
+			code, stdout, stderr = runCLI(t, nil, "plugin", "test", p, "--config", "min_duration_ns=1000000", "--batch", "7", "--json", "--input", input)
+			if code != 0 {
+				t.Fatalf("test: exit %d\n%s", code, stderr)
+			}
+			var sum plugins.TestSummary
+			if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+				t.Fatal(err)
+			}
+			if sum.Kept == 0 || sum.Dropped == 0 || sum.Changed != 0 || sum.FailedBatches != 0 {
+				t.Errorf("summary %+v: want some kept and some dropped", sum)
+			}
+			var b strings.Builder
+			for _, o := range sum.Outcomes {
+				b.WriteString(o.Result + " " + o.Name + "\n")
+			}
+			if want == "" {
+				want = b.String()
+			} else if b.String() != want {
+				t.Errorf("outcomes differ from the C plugin's:\n%s\nwant\n%s", b.String(), want)
+			}
+		})
+	}
+}
