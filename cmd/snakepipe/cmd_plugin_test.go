@@ -96,6 +96,10 @@ func TestPluginCommand(t *testing.T) {
 
 		{name: "test guest log on stderr", args: []string{"plugin", "test", pluginFixture(t, "logflood.wasm"), "--input", events}, code: 0,
 			stdout: []string{"#4  kept     other"}, stderr: []string{"[INFO]  guest: flooding the log\n"}},
+		{name: "test huge event", args: []string{"plugin", "test", pluginFixture(t, "wat-example"), "--config", "min_duration_ns=100", "--input",
+			writeEvents(t, pluginTestEvents+`{"name":"big","timestamp_ns":5,"metadata":{"pad":"`+strings.Repeat("x", 70000)+`"}}`+"\n")}, code: 0,
+			stdout: []string{"#2  dropped  python.call.stop\n", "#5  too large  big: 70032 bytes encoded, over max_event_bytes (65536); not given to the plugin\n",
+				"summary: 5 events: 3 kept, 1 dropped, 0 changed; 1 too large; 0 failed batches"}},
 		{name: "test missing input flag", args: []string{"plugin", "test", pluginFixture(t, "wat-example")}, code: 2, stderr: []string{"--input FILE is required"}},
 		{name: "test input missing", args: []string{"plugin", "test", pluginFixture(t, "wat-example"), "--input", "nope.jsonl"}, code: 2, stderr: []string{"--input: open nope.jsonl"}},
 		{name: "test bad input", args: []string{"plugin", "test", pluginFixture(t, "wat-example"), "--input", writeEvents(t, "{nope\n")}, code: 2,
