@@ -190,10 +190,8 @@ func putStr16(dst []byte, p int, s string) int {
 }
 
 func putFieldHdr(dst []byte, p int, kind byte, key string, valLen int) int {
-	dst[p] = kind
-	dst[p+1] = 0
-	binary.LittleEndian.PutUint16(dst[p+2:], uint16(len(key)))
-	binary.LittleEndian.PutUint32(dst[p+4:], uint32(valLen))
+	// u8 kind, u8 flags (0), u16 key_len, u32 val_len: one 8-byte store.
+	binary.LittleEndian.PutUint64(dst[p:], uint64(kind)|uint64(uint16(len(key)))<<16|uint64(uint32(valLen))<<32)
 	p += fieldHdrLen
 	return p + copy(dst[p:], key)
 }
