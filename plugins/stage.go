@@ -516,7 +516,11 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 	for i := 0; i < n; i++ {
 		switch verd[i] {
 		case vKeep:
-			out = append(out, b.Events[i])
+			if len(out) == i { // still in place (nothing dropped before it): no copy
+				out = out[:i+1]
+			} else {
+				out = append(out, b.Events[i])
+			}
 		case vPatched:
 			out = append(out, pend[pi])
 			pi++
