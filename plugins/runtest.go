@@ -27,6 +27,10 @@ type TestOptions struct {
 	// TimeBudget bounds the timing pass that measures the time per event
 	// (default 200ms; the input is repeated until it is spent).
 	TimeBudget time.Duration
+	// Trusted runs the plugin without the deadline (as a `trusted: true`
+	// stage): the time per event is then the no-deadline figure, and an
+	// infinite loop hangs RunTest.
+	Trusted bool
 	// Logger receives the guest's log lines (default: discarded).
 	Logger hclog.Logger
 }
@@ -98,6 +102,7 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 	cfg := DefaultConfig()
 	cfg.Path, cfg.Kind, cfg.Config, cfg.Instances = opts.Path, opts.Kind, opts.Config, 1
 	cfg.Deadline = hardMaxDeadline
+	cfg.Trusted = opts.Trusted
 	s, err := NewStage(ctx, h, pipeline.Settings{ID: pipeline.ComponentID{Type: TypeName, Name: "test"}, Logger: guestOnlyLogger(opts.Logger)}, cfg, nil, nil)
 	if err != nil {
 		return sum, err
@@ -107,7 +112,11 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (TestSummary, e
 	sum.Plugin, sum.Kind, sum.SHA256, sum.BatchSize = opts.Path, ver.Kind.String(), ver.SHA256, opts.BatchSize
 	sum.Outcomes = make([]EventOutcome, 0, len(events))
 	var b strings.Builder
-	fmt.Fprintf(&b, "plugin %s: %s, sha256 %s\n", opts.Path, ver.Kind, ver.SHA256[:16])
+	deadline := "deadline " + hardMaxDeadline.String()
+	if opts.Trusted {
+		deadline = "no deadline (trusted)"
+	}
+	fmt.Fprintf(&b, "plugin %s: %s, sha256 %s, %s\n", opts.Path, ver.Kind, ver.SHA256[:16], deadline)
 
 	var firstErr error
 	for start := 0; start < len(events); start += opts.BatchSize {

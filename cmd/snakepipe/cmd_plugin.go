@@ -114,13 +114,14 @@ func runPluginInspect(ctx context.Context, c *cli, args []string) int {
 }
 
 const pluginTestHelp = `
-Usage: snakepipe plugin test PLUGIN.wasm --input FILE [--config KEY=VALUE]... [--kind filter|enrich] [--batch N] [--json]
+Usage: snakepipe plugin test PLUGIN.wasm --input FILE [--config KEY=VALUE]... [--kind filter|enrich] [--batch N] [--trusted] [--json]
 
 Loads PLUGIN.wasm as a wasm stage would (checks, snk_init with the
 --config values), runs the events of FILE through it in batches, and
 prints for every event whether it was kept, dropped or changed (with each
 change, old -> new), then the totals and the mean time per event (encode,
-guest call, decode, apply; measured by repeating the input for 200ms).
+guest call, decode, apply; measured by repeating the input for 200ms,
+with the 1s per-call deadline unless --trusted).
 
 FILE holds one JSON event per line, the format the file and stderr sinks
 write:
@@ -171,6 +172,7 @@ func runPluginTest(ctx context.Context, c *cli, args []string) int {
 	kind := fs.String("kind", "", "`KIND` to run a module exporting both snk_filter and snk_enrich as: filter or enrich")
 	batch := fs.Int("batch", 64, "events per guest call (`N`)")
 	asJSON := fs.Bool("json", false, "print one JSON object (every event's outcome and the totals) instead of text")
+	trusted := fs.Bool("trusted", false, "run without the 1s deadline, as a `trusted: true` stage (the time per event is then the no-deadline figure; an infinite loop hangs the command)")
 	path, code, ok := parsePluginFlags(c, fs, args)
 	if !ok {
 		return code
@@ -209,7 +211,7 @@ func runPluginTest(ctx context.Context, c *cli, args []string) int {
 	// stderr: they often say why a plugin refused its config.
 	guestLog := hclog.New(&hclog.LoggerOptions{Name: "guest", Output: c.stderr, Level: hclog.Trace, DisableTime: true})
 	sum, err := plugins.RunTest(ctx, text, plugins.TestOptions{
-		Path: path, Config: cfg, Kind: *kind, Input: in, BatchSize: *batch, Logger: guestLog,
+		Path: path, Config: cfg, Kind: *kind, Input: in, BatchSize: *batch, Logger: guestLog, Trusted: *trusted,
 	})
 	switch {
 	case errors.Is(err, plugins.ErrTestInput):

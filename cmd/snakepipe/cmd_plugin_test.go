@@ -72,7 +72,7 @@ func TestPluginCommand(t *testing.T) {
 		{name: "inspect two arguments", args: []string{"plugin", "inspect", "a.wasm", "b.wasm"}, code: 2, stderr: []string{`unexpected argument "b.wasm"`}},
 
 		{name: "test filter with config", args: []string{"plugin", "test", pluginFixture(t, "wat-example"), "--config", "min_duration_ns=100", "--input", events}, code: 0,
-			stdout: []string{"#1  kept     python.call.stop\n#2  dropped  python.call.stop\n#3  kept     debug.noise\n#4  kept     other\n",
+			stdout: []string{": filter, sha256 e77da9cbd4263eb8, deadline 1s\n", "#1  kept     python.call.stop\n#2  dropped  python.call.stop\n#3  kept     debug.noise\n#4  kept     other\n",
 				"summary: 4 events: 3 kept, 1 dropped, 0 changed; 0 failed batches; batch size 64; ", " ns/event"}},
 		{name: "test flags before plugin", args: []string{"plugin", "test", "--input", events, "--batch", "1", pluginFixture(t, "enrich.wasm")}, code: 0,
 			stdout: []string{"#1  changed  python.call.stop\n", `metadata speed: (none) -> "slow"`, `metadata secret: "s" -> (deleted)`,
@@ -94,6 +94,8 @@ func TestPluginCommand(t *testing.T) {
 		{name: "test both kinds as filter", args: []string{"plugin", "test", pluginFixture(t, "swap_even.wasm"), "--kind", "filter", "--input", events}, code: 0,
 			stdout: []string{": filter, sha256 ", "summary: 4 events"}},
 
+		{name: "test trusted", args: []string{"plugin", "test", "--trusted", pluginFixture(t, "wat-example"), "--config", "min_duration_ns=100", "--input", events}, code: 0,
+			stdout: []string{": filter, sha256 e77da9cbd4263eb8, no deadline (trusted)\n", "#2  dropped  python.call.stop\n", "summary: 4 events: 3 kept, 1 dropped"}},
 		{name: "test guest log on stderr", args: []string{"plugin", "test", pluginFixture(t, "logflood.wasm"), "--input", events}, code: 0,
 			stdout: []string{"#4  kept     other"}, stderr: []string{"[INFO]  guest: flooding the log\n"}},
 		{name: "test huge event", args: []string{"plugin", "test", pluginFixture(t, "wat-example"), "--config", "min_duration_ns=100", "--input",
