@@ -46,24 +46,58 @@ var ErrBadOutput = errors.New("malformed plugin result")
 
 // recordSize returns the encoded size of e, including the rec_len field.
 func recordSize(e *pipeline.Event) int {
+	n, _ := encodedSize(e, nil)
+	return n
+}
+
+// encodable reports whether e fits the wire format's u16 length fields.
+func encodable(e *pipeline.Event) bool {
+	_, ok := encodedSize(e, nil)
+	return ok
+}
+
+// encodedSize returns recordSize(e) and encodable(e) in one pass over the
+// fields: it runs for every event of every batch. With oc, the size of the
+// host-context block comes from the cache (which encodes it when the
+// Origin changes; putRecord copies it from there).
+func encodedSize(e *pipeline.Event, oc *originCache) (int, bool) {
 	n := recHeaderLen + 8 + 2 + len(e.Name) + 2 + len(e.CorrelationID) + 2
+	// A length fits in u16 iff the OR of all lengths does.
+	lens := len(e.Name) | len(e.CorrelationID)
+	ok := true
 	for i := range e.Measurements {
 		m := &e.Measurements[i]
 		n += fieldHdrLen + len(m.Key)
-		if m.Value.Kind == pipeline.KindString {
+		lens |= len(m.Key)
+		switch m.Value.Kind {
+		case pipeline.KindString:
 			n += len(m.Value.Str)
-		} else {
+		case pipeline.KindInvalid:
+			ok = false
+			n += 8
+		default:
 			n += 8
 		}
 	}
 	for i := range e.Metadata {
 		n += fieldHdrLen + len(e.Metadata[i].Key) + len(e.Metadata[i].Value)
+		lens |= len(e.Metadata[i].Key)
 	}
+	nf := len(e.Measurements) + len(e.Metadata)
 	if o := e.Origin; o != nil {
-		n += 4*fieldHdrLen + len(pipeline.KeyWorkerID) + len(o.WorkerID) + len(pipeline.KeyPool) + len(o.Pool) +
-			len(pipeline.KeyHostname) + len(o.Hostname) + len(pipeline.KeyPID) + pidLen(o.PID)
+		nf += 4
+		if oc != nil {
+			n += len(oc.block(o))
+		} else {
+			n += originLen(o)
+		}
 	}
-	return n
+	return n, ok && lens <= math.MaxUint16 && nf <= math.MaxUint16
+}
+
+func originLen(o *pipeline.Origin) int {
+	return 4*fieldHdrLen + len(pipeline.KeyWorkerID) + len(o.WorkerID) + len(pipeline.KeyPool) + len(o.Pool) +
+		len(pipeline.KeyHostname) + len(o.Hostname) + len(pipeline.KeyPID) + pidLen(o.PID)
 }
 
 func pidLen(pid int64) int {
@@ -78,31 +112,6 @@ func pidLen(pid int64) int {
 	return len(strconv.AppendInt(buf[:0], pid, 10))
 }
 
-// encodable reports whether e fits the wire format's u16 length fields.
-func encodable(e *pipeline.Event) bool {
-	if len(e.Name) > math.MaxUint16 || len(e.CorrelationID) > math.MaxUint16 {
-		return false
-	}
-	nf := len(e.Measurements) + len(e.Metadata)
-	if e.Origin != nil {
-		nf += 4
-	}
-	if nf > math.MaxUint16 {
-		return false
-	}
-	for i := range e.Measurements {
-		if len(e.Measurements[i].Key) > math.MaxUint16 || e.Measurements[i].Value.Kind == pipeline.KindInvalid {
-			return false
-		}
-	}
-	for i := range e.Metadata {
-		if len(e.Metadata[i].Key) > math.MaxUint16 {
-			return false
-		}
-	}
-	return true
-}
-
 // originCache holds the encoded host-context fields of the last Origin
 // seen: events of one stream share their Origin, so the four fields are
 // encoded once and copied as one block.
@@ -113,8 +122,7 @@ type originCache struct {
 
 func (c *originCache) block(o *pipeline.Origin) []byte {
 	if c.o != o {
-		n := 4*fieldHdrLen + len(pipeline.KeyWorkerID) + len(o.WorkerID) + len(pipeline.KeyPool) + len(o.Pool) +
-			len(pipeline.KeyHostname) + len(o.Hostname) + len(pipeline.KeyPID) + pidLen(o.PID)
+		n := originLen(o)
 		if cap(c.enc) < n {
 			c.enc = make([]byte, n)
 		}
@@ -182,10 +190,8 @@ func putStr16(dst []byte, p int, s string) int {
 }
 
 func putFieldHdr(dst []byte, p int, kind byte, key string, valLen int) int {
-	dst[p] = kind
-	dst[p+1] = 0
-	binary.LittleEndian.PutUint16(dst[p+2:], uint16(len(key)))
-	binary.LittleEndian.PutUint32(dst[p+4:], uint32(valLen))
+	// u8 kind, u8 flags (0), u16 key_len, u32 val_len: one 8-byte store.
+	binary.LittleEndian.PutUint64(dst[p:], uint64(kind)|uint64(uint16(len(key)))<<16|uint64(uint32(valLen))<<32)
 	p += fieldHdrLen
 	return p + copy(dst[p:], key)
 }

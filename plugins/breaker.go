@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,12 +25,21 @@ type breaker struct {
 	backoff  time.Duration
 	retryAt  time.Time
 	onChange func(open bool)
+
+	// Lock-free fast paths for the common case (every batch calls allow
+	// and success): isOpenFast mirrors open, dirty is set while fails > 0
+	// or open. Both are written under mu.
+	isOpenFast atomic.Bool
+	dirty      atomic.Bool
 }
 
 // allow reports whether a batch may run the plugin. While the breaker is
 // open it returns false, except for one trial batch once the back-off has
 // passed.
 func (b *breaker) allow() bool {
+	if !b.isOpenFast.Load() {
+		return true
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.open {
@@ -44,9 +54,14 @@ func (b *breaker) allow() bool {
 
 // success records a good batch: it closes the breaker.
 func (b *breaker) success() {
+	if !b.dirty.Load() {
+		return
+	}
 	b.mu.Lock()
 	wasOpen := b.open
 	b.fails, b.open, b.trial, b.backoff = 0, false, false, 0
+	b.isOpenFast.Store(false)
+	b.dirty.Store(false)
 	b.mu.Unlock()
 	if wasOpen && b.onChange != nil {
 		b.onChange(false)
@@ -57,6 +72,7 @@ func (b *breaker) success() {
 func (b *breaker) failure() bool {
 	b.mu.Lock()
 	b.fails++
+	b.dirty.Store(true)
 	opened := false
 	switch {
 	case b.open && b.trial: // trial failed: back off longer
@@ -68,6 +84,7 @@ func (b *breaker) failure() bool {
 		b.retryAt = b.now().Add(b.backoff)
 	case !b.open && b.fails >= breakerThreshold:
 		b.open, opened = true, true
+		b.isOpenFast.Store(true)
 		b.backoff = breakerMinBackoff
 		b.retryAt = b.now().Add(b.backoff)
 	}

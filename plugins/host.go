@@ -46,10 +46,16 @@ type HostConfig struct {
 	Cache bool `koanf:"cache"`
 	// CacheDir is the cache directory; "" means <user cache dir>/snakepipe/wasm.
 	CacheDir string `koanf:"cache_dir"`
+	// CacheMaxBytes bounds the cache directory: past it, the least recently
+	// used entries are removed (at start and after each compile).
+	CacheMaxBytes int64 `koanf:"cache_max_bytes"`
 	// Engine is "auto", "compiler" or "interpreter".
 	Engine string `koanf:"engine"`
 	// MaxModuleBytes refuses larger .wasm files.
 	MaxModuleBytes int `koanf:"max_module_bytes"`
+	// CompileTimeout bounds how long a load or a reload waits for wazero
+	// to compile a module.
+	CompileTimeout time.Duration `koanf:"compile_timeout"`
 	// MemoryLimitPages is the default per-instance memory limit of stages
 	// that do not set memory_limit_pages (64 KiB pages).
 	MemoryLimitPages uint32 `koanf:"memory_limit_pages"`
@@ -66,8 +72,10 @@ type HostConfig struct {
 func DefaultHostConfig() HostConfig {
 	return HostConfig{
 		Cache:               true,
+		CacheMaxBytes:       256 << 20,
 		Engine:              EngineAuto,
 		MaxModuleBytes:      10 << 20,
+		CompileTimeout:      time.Minute,
 		MemoryLimitPages:    256,
 		MaxTotalMemoryPages: 16384,
 		Watch:               true,
@@ -83,8 +91,14 @@ func (c HostConfig) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("plugins.engine: %q is not one of auto, compiler, interpreter", c.Engine))
 	}
+	if c.CacheMaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("plugins.cache_max_bytes: %d must be > 0", c.CacheMaxBytes))
+	}
 	if c.MaxModuleBytes <= 0 || c.MaxModuleBytes > hardMaxModuleBytes {
 		errs = append(errs, fmt.Errorf("plugins.max_module_bytes: %d is outside 1..%d", c.MaxModuleBytes, hardMaxModuleBytes))
+	}
+	if c.CompileTimeout < time.Second || c.CompileTimeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("plugins.compile_timeout: %s is outside 1s..10m", c.CompileTimeout))
 	}
 	if c.MemoryLimitPages == 0 || c.MemoryLimitPages > hardMaxPages {
 		errs = append(errs, fmt.Errorf("plugins.memory_limit_pages: %d is outside 1..%d", c.MemoryLimitPages, hardMaxPages))
@@ -107,18 +121,22 @@ func (c HostConfig) Validate() error {
 // it and `trusted: true` plugins in one that does not (created on first
 // use). Both share one compilation cache.
 type Host struct {
-	cfg     HostConfig
-	log     hclog.Logger
-	metrics *pipeline.Metrics
-	cache   wazero.CompilationCache
+	cfg      HostConfig
+	log      hclog.Logger
+	metrics  *pipeline.Metrics
+	cache    wazero.CompilationCache
+	cacheDir string // "" when the cache is in memory only
 
-	mu       sync.Mutex
-	rts      [2]wazero.Runtime // [0] untrusted (close on ctx done), [1] trusted
-	modules  map[moduleKey]*module
-	stages   map[string][]*Stage
-	reserved uint64 // memory pages reserved by loaded stages
-	watcher  *watcher
-	closed   bool
+	mu      sync.Mutex
+	rts     [2]wazero.Runtime // [0] untrusted (close on ctx done), [1] trusted
+	modules map[moduleKey]*module
+	// compileFn is wazero.Runtime.CompileModule; a test replaces it to
+	// make a compile that never ends.
+	compileFn func(ctx context.Context, r wazero.Runtime, bin []byte) (wazero.CompiledModule, error)
+	stages    map[string][]*Stage
+	reserved  uint64 // memory pages reserved by loaded stages
+	watcher   *watcher
+	closed    bool
 }
 
 type moduleKey struct {
@@ -135,7 +153,10 @@ func NewHost(cfg HostConfig, logger hclog.Logger, metrics *pipeline.Metrics) (*H
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	h := &Host{cfg: cfg, log: logger, metrics: metrics, modules: map[moduleKey]*module{}, stages: map[string][]*Stage{}}
+	h := &Host{cfg: cfg, log: logger, metrics: metrics, modules: map[moduleKey]*module{}, stages: map[string][]*Stage{},
+		compileFn: func(ctx context.Context, r wazero.Runtime, bin []byte) (wazero.CompiledModule, error) {
+			return r.CompileModule(ctx, bin)
+		}}
 	if cfg.Cache {
 		dir := cfg.CacheDir
 		if dir == "" {
@@ -152,11 +173,27 @@ func NewHost(cfg HostConfig, logger hclog.Logger, metrics *pipeline.Metrics) (*H
 		if err != nil {
 			return nil, fmt.Errorf("plugins.cache_dir: %w", err)
 		}
-		h.cache = c
+		h.cache, h.cacheDir = c, dir
+		h.pruneCache()
 	} else {
 		h.cache = wazero.NewCompilationCache()
 	}
 	return h, nil
+}
+
+// pruneCache keeps the on-disk cache under plugins.cache_max_bytes. A
+// failure only means a bigger directory, so it is logged, not returned.
+func (h *Host) pruneCache() {
+	if h.cacheDir == "" {
+		return
+	}
+	st, err := pruneCache(h.cacheDir, h.cfg.CacheMaxBytes, time.Now())
+	if err != nil {
+		h.log.Warn("pruning the plugin compilation cache", "dir", h.cacheDir, "error", err)
+	}
+	if st.files > 0 || st.staleDirs > 0 {
+		h.log.Info("pruned the plugin compilation cache", "dir", h.cacheDir, "files", st.files, "bytes", st.bytes, "stale_version_dirs", st.staleDirs)
+	}
 }
 
 // Close closes every runtime (and with them every instance) and the cache.
@@ -260,11 +297,22 @@ func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, 
 		return nil, err
 	}
 	start := time.Now()
-	cm, err := r.CompileModule(ctx, bin)
-	if err != nil {
+	cm, err := h.compileModule(ctx, r, bin)
+	if isCacheReadError(err) && h.cacheDir != "" {
+		h.log.Warn("unreadable entry in the plugin compilation cache; clearing it and compiling again", "dir", h.cacheDir, "error", err)
+		if cerr := clearCacheEntries(h.cacheDir); cerr != nil {
+			h.log.Warn("clearing the plugin compilation cache", "error", cerr)
+		}
+		cm, err = h.compileModule(ctx, r, bin)
+	}
+	switch {
+	case errors.Is(err, ErrCompileTimeout) || err != nil && ctx.Err() != nil:
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrNotWasm, err)
 	}
 	m := &module{cm: cm, rt: r, sha: hex.EncodeToString(key.sum[:]), key: key, refs: 1, size: len(bin), compileTime: time.Since(start)}
+	h.pruneCache() // the compile may have added an entry
 	var info Info
 	m.checkErr = errors.Join(describe(cm, &info, m)...)
 	h.mu.Lock()
@@ -278,6 +326,44 @@ func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, 
 	}
 	h.modules[key] = m
 	return m, nil
+}
+
+// ErrCompileTimeout: compiling a module took longer than
+// plugins.compile_timeout.
+var ErrCompileTimeout = errors.New("compile timeout")
+
+// compileModule compiles bin, giving up after plugins.compile_timeout or
+// when ctx ends. wazero cannot stop a compile in progress, so a compile
+// given up on runs to its end in the background and its result is closed;
+// the caller (a load or a reload, holding the stage's swap lock) does not
+// wait for it.
+func (h *Host) compileModule(ctx context.Context, r wazero.Runtime, bin []byte) (wazero.CompiledModule, error) {
+	type result struct {
+		cm  wazero.CompiledModule
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		cm, err := h.compileFn(ctx, r, bin)
+		done <- result{cm, err}
+	}()
+	t := time.NewTimer(h.cfg.CompileTimeout)
+	defer t.Stop()
+	var err error
+	select {
+	case res := <-done:
+		return res.cm, res.err
+	case <-t.C:
+		err = fmt.Errorf("%w: compiling the %d-byte module took longer than plugins.compile_timeout (%s)", ErrCompileTimeout, len(bin), h.cfg.CompileTimeout)
+	case <-ctx.Done():
+		err = fmt.Errorf("compiling: %w", ctx.Err())
+	}
+	go func() {
+		if res := <-done; res.cm != nil {
+			_ = res.cm.Close(context.Background()) // nobody uses it
+		}
+	}()
+	return nil, err
 }
 
 // release drops one reference to m and closes it at zero.

@@ -54,9 +54,13 @@ func (h *Host) Inspect(ctx context.Context, path string) (Info, error) {
 		return info, err
 	}
 	start := time.Now()
-	cm, err := r.CompileModule(ctx, bin)
+	cm, err := h.compileModule(ctx, r, bin)
 	info.CompileTime = time.Since(start)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrCompileTimeout):
+		problem(err)
+		return info, nil
+	case err != nil:
 		problem(fmt.Errorf("%w: %w", ErrNotWasm, err))
 		return info, nil
 	}

@@ -57,13 +57,22 @@ func (m *limitedMemory) Free() { m.buf = nil }
 // instance is one instantiated plugin module. It is used by one goroutine
 // at a time (it sits in its version's pool between batches).
 type instance struct {
-	mod      api.Module
-	mem      api.Memory
-	call     api.Function // snk_filter or snk_enrich
-	closeFn  api.Function // snk_close, may be nil
-	lm       *limitedMemory
-	callCtx  context.Context // carries the plugin log (and nothing else)
-	stack    []uint64
+	mod     api.Module
+	mem     api.Memory
+	call    api.Function // snk_filter or snk_enrich
+	closeFn api.Function // snk_close, may be nil
+	lm      *limitedMemory
+	callCtx context.Context // carries the plugin log (and nothing else)
+	stack   []uint64
+
+	// The per-batch deadline, reused across calls (see armDeadline).
+	dlCtx    context.Context
+	dlCancel context.CancelFunc
+	dlTimer  *time.Timer
+	// expired: the deadline timer fired, so dlCtx is cancelled for good
+	// and the instance must not be used again.
+	expired bool
+
 	in, cap_ uint32
 	batches  uint64
 
@@ -155,22 +164,55 @@ func newInstance(ctx context.Context, m *module, kind Kind, plog *pluginLog, lim
 	return inst, nil
 }
 
+// armDeadline returns the context of a call that must end within d.
+//
+// Why not context.WithTimeout per call: it allocates a context and a timer
+// every batch (≈ 200–300 ns and 5 allocations measured here). Instead each
+// instance has one cancellable context and one stopped timer; a call
+// resets the timer, and disarmDeadline stops it. If the timer fires, it
+// cancels the context: wazero (WithCloseOnContextDone) then stops the
+// guest, and the instance is discarded, because its context stays
+// cancelled.
+func (inst *instance) armDeadline(d time.Duration) context.Context {
+	if inst.dlTimer == nil {
+		inst.dlCtx, inst.dlCancel = context.WithCancel(inst.callCtx)
+		inst.dlTimer = time.AfterFunc(time.Hour, inst.dlCancel)
+		inst.dlTimer.Stop()
+	}
+	inst.dlTimer.Reset(d)
+	return inst.dlCtx
+}
+
+// disarmDeadline stops the timer armDeadline started. If it had fired
+// already (even just after the guest returned), the instance is marked
+// expired.
+func (inst *instance) disarmDeadline() {
+	if !inst.dlTimer.Stop() {
+		inst.expired = true
+	}
+}
+
 // invoke runs one guest call on n records already written (len bytes). It
 // returns the result frame (a view into guest memory, valid until the next
 // call) or a failure.
 func (inst *instance) invoke(deadline time.Duration, n, length uint32) ([]byte, failKind, error) {
-	inst.stack[0], inst.stack[1] = uint64(n), uint64(length)
-	ctx := inst.callCtx
-	var cancel context.CancelFunc
-	if deadline > 0 {
-		ctx, cancel = context.WithTimeout(ctx, deadline)
+	if inst.expired {
+		return nil, failTimeout, errors.New("instance expired by an earlier deadline")
 	}
-	err := inst.call.CallWithStack(ctx, inst.stack)
-	if cancel != nil {
-		cancel()
+	inst.stack[0], inst.stack[1] = uint64(n), uint64(length)
+	var err error
+	if deadline > 0 {
+		err = inst.call.CallWithStack(inst.armDeadline(deadline), inst.stack)
+		inst.disarmDeadline()
+	} else {
+		err = inst.call.CallWithStack(inst.callCtx, inst.stack)
 	}
 	if err != nil {
-		return nil, inst.classify(err), err
+		fk := inst.classify(err)
+		if fk == failTimeout {
+			err = fmt.Errorf("the batch ran past its %s deadline: %w", deadline, err)
+		}
+		return nil, fk, err
 	}
 	r := int64(inst.stack[0])
 	if r < 0 {
@@ -205,6 +247,10 @@ func (inst *instance) classify(err error) failKind {
 
 // close calls snk_close (best effort, if planned) and closes the module.
 func (inst *instance) close(planned bool, trusted bool) {
+	if inst.dlTimer != nil {
+		inst.dlTimer.Stop()
+		inst.dlCancel()
+	}
 	if planned && inst.closeFn != nil {
 		ctx := inst.callCtx
 		if !trusted {

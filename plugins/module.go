@@ -34,6 +34,16 @@ func (k Kind) String() string {
 	}
 }
 
+// MarshalText writes the kind's name ("filter", "enrich", "auto").
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses what MarshalText writes.
+func (k *Kind) UnmarshalText(b []byte) error {
+	v, err := ParseKind(string(b))
+	*k = v
+	return err
+}
+
 // ParseKind parses "", "filter" or "enrich".
 func ParseKind(s string) (Kind, error) {
 	switch s {
@@ -107,12 +117,12 @@ func parseMeta(data []byte) (*Meta, error) {
 
 // FuncInfo describes an imported or exported function.
 type FuncInfo struct {
-	Module  string // import module ("" for exports)
-	Name    string
-	Params  []string
-	Results []string
+	Module  string   `json:"module,omitempty"` // import module ("" for exports)
+	Name    string   `json:"name"`
+	Params  []string `json:"params"`
+	Results []string `json:"results"`
 	// Allowed is false for an import outside the allowlist.
-	Allowed bool
+	Allowed bool `json:"allowed"`
 }
 
 // Signature formats the function type as "(i32, i32) -> i64".
@@ -126,23 +136,23 @@ func (f FuncInfo) Signature() string {
 
 // Info is what Inspect reports about a module.
 type Info struct {
-	Path   string
-	Size   int
-	SHA256 string
+	Path   string `json:"path"`
+	Size   int    `json:"size"`
+	SHA256 string `json:"sha256"`
 	// ABIVersion is what snk_abi_version returned (0 if it could not run).
-	ABIVersion int32
+	ABIVersion int32 `json:"abi_version"`
 	// Kinds are the kinds the module can serve (from its exports).
-	Kinds   []Kind
-	Exports []FuncInfo
-	Imports []FuncInfo
+	Kinds   []Kind     `json:"kinds"`
+	Exports []FuncInfo `json:"exports"`
+	Imports []FuncInfo `json:"imports"`
 	// MemoryMinPages and MemoryMaxPages describe the exported memory
 	// (MemoryMaxPages 0 = no maximum declared).
-	MemoryMinPages uint32
-	MemoryMaxPages uint32
-	Meta           *Meta
-	CompileTime    time.Duration
+	MemoryMinPages uint32        `json:"memory_min_pages"`
+	MemoryMaxPages uint32        `json:"memory_max_pages"`
+	Meta           *Meta         `json:"meta,omitempty"`
+	CompileTime    time.Duration `json:"compile_ns"`
 	// Problems are the reasons the module would be refused (empty: loadable).
-	Problems []string
+	Problems []string `json:"problems"`
 }
 
 // module is a compiled module that passed the static checks.

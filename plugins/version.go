@@ -23,16 +23,23 @@ type Version struct {
 
 // version is a live (or retiring) plugin version with its instance pool.
 //
-// Pool: slots bounds the instances in use or idle to the stage's
-// `instances`; idle holds instances between batches. A goroutine takes a
-// slot, then an idle instance or a new one, and gives both back after the
-// batch. Never sync.Pool: instances must be closed.
+// Pool: at most `instances` instances exist (in use or idle). A batch
+// takes a slot and an idle instance (or makes a new one), and gives both
+// back afterwards. When every slot is taken, the batch waits in FIFO
+// order; put hands its slot directly to the first waiter. A mutex and a
+// slice, not channels: the pool is on every batch's path, and four
+// channel operations cost more than the guest call of a small batch.
+// Never sync.Pool: instances must be closed.
 type version struct {
 	stage *Stage
 	info  Version
 	mod   *module
-	slots chan struct{}
-	idle  chan *instance
+
+	mu      sync.Mutex
+	free    int         // slots not taken
+	idle    []*instance // healthy instances between batches
+	waiters []chan struct{}
+	closed  bool // idle instances closed; put closes what comes back
 
 	refs      atomic.Int64
 	retired   atomic.Bool
@@ -41,28 +48,73 @@ type version struct {
 
 func newVersion(s *Stage, info Version, mod *module, probe *instance) *version {
 	n := s.cfg.Instances
-	v := &version{stage: s, info: info, mod: mod, slots: make(chan struct{}, n), idle: make(chan *instance, n)}
+	v := &version{stage: s, info: info, mod: mod, free: n, idle: make([]*instance, 0, n)}
 	if probe != nil {
-		v.idle <- probe
+		v.idle = append(v.idle, probe)
 	}
 	return v
 }
 
+// takeSlot waits for a free slot (FIFO among waiters).
+func (v *version) takeSlot(ctx context.Context) error {
+	v.mu.Lock()
+	if v.free > 0 {
+		v.free--
+		v.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	v.waiters = append(v.waiters, ch)
+	v.mu.Unlock()
+	select {
+	case <-ch: // put handed us its slot
+		return nil
+	case <-ctx.Done():
+	}
+	v.mu.Lock()
+	for i, w := range v.waiters {
+		if w == ch {
+			v.waiters = append(v.waiters[:i], v.waiters[i+1:]...)
+			v.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+	v.mu.Unlock()
+	// A slot was handed to us while ctx ended: pass it on.
+	v.giveSlot()
+	return ctx.Err()
+}
+
+// giveSlot returns a slot: to the first waiter, or to the free count.
+func (v *version) giveSlot() {
+	v.mu.Lock()
+	if len(v.waiters) > 0 {
+		ch := v.waiters[0]
+		v.waiters = v.waiters[1:]
+		v.mu.Unlock()
+		close(ch)
+		return
+	}
+	v.free++
+	v.mu.Unlock()
+}
+
 // get returns an instance for one batch, waiting for a free slot.
 func (v *version) get(ctx context.Context) (*instance, error) {
-	select {
-	case v.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := v.takeSlot(ctx); err != nil {
+		return nil, err
 	}
-	select {
-	case inst := <-v.idle:
+	v.mu.Lock()
+	if n := len(v.idle); n > 0 {
+		inst := v.idle[n-1]
+		v.idle = v.idle[:n-1]
+		v.mu.Unlock()
 		return inst, nil
-	default:
 	}
+	v.mu.Unlock()
 	inst, err := v.stage.instantiate(ctx, v)
 	if err != nil {
-		<-v.slots
+		v.giveSlot()
 		return nil, err
 	}
 	return inst, nil
@@ -76,14 +128,21 @@ func (v *version) put(inst *instance, failed bool) {
 	case failed:
 		inst.close(false, v.stage.cfg.Trusted)
 		v.stage.m.restartsFailure.Inc()
-	case int(inst.mem.Size()) > v.stage.highWater || inst.batches >= recycleBatches:
+	case int(inst.mem.Size()) > v.stage.highWater || inst.batches >= recycleBatches || inst.expired:
 		inst.close(true, v.stage.cfg.Trusted)
 		v.stage.m.restartsRecycle.Inc()
 	default:
 		v.stage.notePages(inst.mem.Size() / pageSize)
-		v.idle <- inst // cannot block: at most cap(slots) instances exist
+		v.mu.Lock()
+		if v.closed { // the version was closed while this batch ran
+			v.mu.Unlock()
+			inst.close(true, v.stage.cfg.Trusted)
+			break
+		}
+		v.idle = append(v.idle, inst) // at most cap(idle): one per slot
+		v.mu.Unlock()
 	}
-	<-v.slots
+	v.giveSlot()
 }
 
 const recycleBatches = 1_000_000
@@ -106,14 +165,13 @@ func (v *version) retire() {
 
 func (v *version) close() {
 	v.closeOnce.Do(func() {
-		for {
-			select {
-			case inst := <-v.idle:
-				inst.close(true, v.stage.cfg.Trusted)
-			default:
-				v.stage.host.release(context.Background(), v.mod)
-				return
-			}
+		v.mu.Lock()
+		idle := v.idle
+		v.idle, v.closed = nil, true
+		v.mu.Unlock()
+		for _, inst := range idle {
+			inst.close(true, v.stage.cfg.Trusted)
 		}
+		v.stage.host.release(context.Background(), v.mod)
 	})
 }

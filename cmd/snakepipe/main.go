@@ -31,6 +31,7 @@ var commands = []*command{
 	validateCommand,
 	demoCommand,
 	ctlCommand,
+	pluginCommand,
 	versionCommand,
 }
 
@@ -70,6 +71,7 @@ Examples:
   snakepipe run                         run on the built-in config (127.0.0.1:7417, stderr)
   snakepipe run -c snakepipe.yaml       run on your config
   snakepipe validate -c snakepipe.yaml  check a config without running it
+  snakepipe plugin inspect f.wasm       check a Wasm plugin before using it
 
 Run 'snakepipe <command> --help' for a command's flags.
 Configuration reference: docs/config.md

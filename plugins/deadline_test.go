@@ -1,0 +1,51 @@
+package plugins
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/snakepipe/snakepipe/pipeline"
+)
+
+// The per-instance deadline timer is reused across calls; once it fires
+// (here: after the guest returned, so the result is good), the instance's
+// context stays cancelled, so the instance must be replaced, not reused.
+func TestDeadlineTimerFiredAfterReturn(t *testing.T) {
+	h := newTestHost(t)
+	cfg := cfgFor(td("filter.wasm"))
+	cfg.Instances = 1
+	cfg.Config = map[string]string{"min_duration_ns": "100"}
+	m := pipeline.NewMetrics()
+	s := mustStage(t, h, cfg, stageOpts{metrics: m})
+	v := s.acquire()
+	inst, err := v.get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := inst.armDeadline(time.Nanosecond)
+	<-ctx.Done() // the timer fired while "the guest ran"
+	inst.disarmDeadline()
+	if !inst.expired {
+		t.Fatal("instance not marked expired after its deadline timer fired")
+	}
+	if _, fk, err := inst.invoke(time.Second, 0, 0); fk != failTimeout || err == nil {
+		t.Fatalf("expired instance was called: kind %s, err %v", fk, err)
+	}
+	v.put(inst, false)
+	v.release()
+	if got := metric(t, m, "snakepipe_plugin_instance_restarts_total", "reason", "recycle"); got != 1 {
+		t.Errorf("recycled %v instances, want 1 (the expired one)", got)
+	}
+	// A fresh instance serves the next batches; its timer is re-armed per call.
+	for i := 0; i < 3; i++ {
+		b := &pipeline.Batch{Events: []pipeline.Event{ev("python.call.stop", mi("duration", 10)), ev("python.call.stop", mi("duration", 1000))}}
+		out, err := s.Process(context.Background(), b)
+		if err != nil || out.Len() != 1 {
+			t.Fatalf("batch %d: %d out, err %v", i, out.Len(), err)
+		}
+	}
+	if got := metric(t, m, "snakepipe_plugin_failures_total", "kind", "timeout"); got != 0 {
+		t.Errorf("timeouts = %v, want 0", got)
+	}
+}
