@@ -198,12 +198,12 @@ func runPluginTest(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "snakepipe plugin test: --input: %v\n", err)
 		return 2
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }() // read-only: a close error changes nothing
 	if _, err := os.Stat(path); err != nil {
 		fmt.Fprintf(c.stderr, "snakepipe plugin test: %v\n", err)
 		return 2
 	}
-	var text io.Writer = c.stdout
+	text := c.stdout
 	if *asJSON {
 		text = io.Discard
 	}
