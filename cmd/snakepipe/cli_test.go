@@ -335,3 +335,62 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	<-code // the hung shutdown returns once released
 }
+
+// TestCLIValidatePlugins: validate loads each wasm stage's module and says,
+// under the stage's key, why `run` would refuse it.
+func TestCLIValidatePlugins(t *testing.T) {
+	fixture := func(name string) string {
+		p, err := filepath.Abs(filepath.Join("..", "..", "plugins", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name   string
+		path   string
+		kind   string
+		extra  []string
+		code   int
+		stderr []string
+	}{
+		{name: "loadable filter", path: fixture("filter.wasm"), code: 0},
+		{name: "kind matches", path: fixture("enrich.wasm"), kind: "enrich", code: 0},
+		{name: "missing file", path: fixture("nope.wasm"), code: 1,
+			stderr: []string{"  stages.wasm/x.path: ", "nope.wasm: no such file or directory"}},
+		{name: "not wasm", path: fixture("notwasm.wasm"), code: 1,
+			stderr: []string{"  stages.wasm/x.path: ", "Wasm magic"}},
+		{name: "forbidden import", path: fixture("forbidden.wasm"), code: 1,
+			stderr: []string{"  stages.wasm/x.path: ", "import"}},
+		{name: "wrong ABI version", path: fixture("wrongabi.wasm"), code: 1,
+			stderr: []string{"  stages.wasm/x.path: ", "ABI"}},
+		{name: "wrong kind", path: fixture("filter.wasm"), kind: "enrich", code: 1,
+			stderr: []string{"  stages.wasm/x.kind: ", "is not a enrich plugin"}},
+		{name: "no-plugins skips the files", path: fixture("nope.wasm"), extra: []string{"--no-plugins"}, code: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := fmt.Sprintf("stages:\n  wasm/x:\n    path: %q\n", tt.path)
+			if tt.kind != "" {
+				cfg += fmt.Sprintf("    kind: %s\n", tt.kind)
+			}
+			cfg += "sinks:\n  stderr: {}\npipelines:\n  default:\n    stages: [wasm/x]\n    sinks: [stderr]\n"
+			file := filepath.Join(t.TempDir(), "wasm.yaml")
+			if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := runCLI(t, nil, append([]string{"validate", "-c", file}, tt.extra...)...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr:\n%s", code, tt.code, stdout, stderr)
+			}
+			if tt.code == 0 && stdout != "valid\n" {
+				t.Errorf("stdout %q, want valid", stdout)
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr)
+				}
+			}
+		})
+	}
+}
