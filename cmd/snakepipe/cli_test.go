@@ -365,7 +365,7 @@ func TestCLIValidatePlugins(t *testing.T) {
 		{name: "wrong ABI version", path: fixture("wrongabi.wasm"), code: 1,
 			stderr: []string{"  stages.wasm/x.path: ", "ABI"}},
 		{name: "wrong kind", path: fixture("filter.wasm"), kind: "enrich", code: 1,
-			stderr: []string{"  stages.wasm/x.kind: ", "is not a enrich plugin"}},
+			stderr: []string{"  stages.wasm/x.kind: ", "cannot run as kind enrich: it serves [filter]"}},
 		{name: "no-plugins skips the files", path: fixture("nope.wasm"), extra: []string{"--no-plugins"}, code: 0},
 	}
 	for _, tt := range tests {

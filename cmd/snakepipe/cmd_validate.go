@@ -101,7 +101,7 @@ func checkPluginFiles(ctx context.Context, cfg *Config) error {
 		}
 		if k, err := plugins.ParseKind(pc.Kind); err == nil && k != plugins.KindAuto && !slices.Contains(info.Kinds, k) {
 			errs = append(errs, &ConfigError{Key: "stages." + id.String() + ".kind",
-				Msg: fmt.Sprintf("%s is not a %s plugin (it exports: %v)", pc.Path, k, info.Kinds)})
+				Msg: fmt.Sprintf("%s cannot run as kind %s: it serves %v", pc.Path, k, info.Kinds)})
 		}
 	}
 	return errors.Join(append(errs, host.Close(ctx))...)
