@@ -403,6 +403,7 @@ func BenchmarkDecode(b *testing.B) {
 			d := newDecoder(knownNames)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(buf)))
+			cpu0 := processCPU()
 			for b.Loop() {
 				// The codec copies each frame once; include that copy.
 				frame := append([]byte(nil), buf...)
@@ -412,6 +413,7 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N*n), "cpu-ns/event")
 			b.ReportMetric(float64(len(buf))/n, "wire-bytes/event")
 		})
 		b.Run("generated/"+form, func(b *testing.B) {
@@ -451,6 +453,7 @@ func BenchmarkDecodeCheck(b *testing.B) {
 	d := newDecoder(checker)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(buf)))
+	cpu0 := processCPU()
 	for b.Loop() {
 		frame := append([]byte(nil), buf...)
 		f, err := d.decodeFrame(frame)
@@ -460,6 +463,7 @@ func BenchmarkDecodeCheck(b *testing.B) {
 		s.acceptBatch(c, f.events, 1)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N*n), "cpu-ns/event")
 }
 
 // A decoder sizes a batch's arrays from the previous batch; a batch with
