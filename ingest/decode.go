@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -109,6 +110,7 @@ type decoder struct {
 	limits    bool
 	segs      [][]byte
 	parts     []string
+	one       [1]string // a name field as parts, for names.LookupParts
 	// ms and md are the current batch's backing arrays while it is decoded.
 	ms []pipeline.Measurement
 	md []pipeline.Label
@@ -345,6 +347,7 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 	d.lastEvents, d.lastMs, d.lastMd = count, len(d.ms), len(d.md)
 	d.ms, d.md = nil, nil // the arrays belong to the batch now
 	clear(d.parts)        // drop references to this frame's strings
+	d.one = [1]string{}
 	return events, seq, nil
 }
 
@@ -377,7 +380,8 @@ func (d *decoder) batchSeq(segs [][]byte) (uint64, error) {
 func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 	ms0, md0 := len(d.ms), len(d.md)
 	d.parts = d.parts[:0]
-	var name string
+	// name and parts are not UTF-8 checked yet (see resolveName).
+	var name []byte
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
@@ -397,24 +401,24 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 			var err error
 			switch num {
 			case 1:
-				var s string
-				if s, err = aliasString(v, "event_parts"); err == nil {
-					d.parts = append(d.parts, s)
-				}
+				d.parts = append(d.parts, unsafeString(v))
 			case 2:
-				var m pipeline.Measurement
-				if err = decodeMeasurement(v, &m); err == nil {
-					d.ms = append(d.ms, m)
-				}
+				// Decode into the next (zeroed) element in place: copying a
+				// decoded entry in would store each string header twice,
+				// each store a write barrier while the GC marks.
+				d.ms = nextSlot(d.ms)
+				err = decodeMeasurement(v, &d.ms[len(d.ms)-1])
 			case 3:
-				var l pipeline.Label
-				if err = decodeLabel(v, &l); err == nil {
-					d.md = append(d.md, l)
-				}
+				d.md = nextSlot(d.md)
+				err = decodeLabel(v, &d.md[len(d.md)-1])
 			case 5:
 				ev.CorrelationID, err = aliasString(v, "correlation_id")
 			case 7:
-				name, err = aliasString(v, "name")
+				// Last one wins; an earlier one must still be valid UTF-8.
+				if name != nil && !validUTF8(name) {
+					return fmt.Errorf("%w: name: invalid UTF-8", errMalformed)
+				}
+				name = v
 			}
 			if err != nil {
 				return err
@@ -453,11 +457,8 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 		return fmt.Errorf("%w: more than %d measurements and metadata entries in one event", errOverLimit, maxEventEntries)
 	}
 	ev.SampleRate = wireSampleRate(ev.SampleRate)
-	switch {
-	case name != "":
-		ev.Name = name
-	case len(d.parts) > 0:
-		ev.Name = resolveParts(d.names, d.parts)
+	if err := d.resolveName(ev, name); err != nil {
+		return err
 	}
 	// Capped at their length: a later append reallocates instead of
 	// overwriting the next event's entries.
@@ -470,6 +471,66 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 	return nil
 }
 
+// resolveName sets ev.Name from the name field (if not empty) or else the
+// event_parts, and checks that all of them are valid UTF-8. A name the
+// catalog knows is set to the catalog's interned string, so that Check
+// finds it without hashing and does not store it again; and it needs no
+// UTF-8 check of its own: catalog names are ASCII, so wire bytes equal to
+// one are valid.
+func (d *decoder) resolveName(ev *pipeline.Event, name []byte) error {
+	resolved := false
+	if len(name) > 0 {
+		if d.names != nil {
+			// A decoder field, not a local: a local array would escape to
+			// the heap through the interface call, once per event.
+			d.one[0] = unsafeString(name)
+			ev.Name, resolved = d.names.LookupParts(d.one[:])
+		}
+		if !resolved {
+			s, err := aliasString(name, "name")
+			if err != nil {
+				return err
+			}
+			ev.Name = s
+		}
+		// The parts are unused but must be valid too (below).
+	} else if len(d.parts) > 0 && d.names != nil {
+		if ev.Name, resolved = d.names.LookupParts(d.parts); resolved {
+			return nil
+		}
+	}
+	for _, p := range d.parts {
+		if !validUTF8(unsafe.Slice(unsafe.StringData(p), len(p))) {
+			return fmt.Errorf("%w: event_parts: invalid UTF-8", errMalformed)
+		}
+	}
+	if len(name) == 0 && len(d.parts) > 0 {
+		// Unknown (or no catalog): the joined name, allocated on the
+		// reject path only.
+		ev.Name = strings.Join(d.parts, ".")
+	}
+	return nil
+}
+
+// unsafeString returns v as a string sharing v's memory, without the UTF-8
+// check: the caller checks it before the string leaves the decoder.
+func unsafeString(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return unsafe.String(&v[0], len(v))
+}
+
+// nextSlot extends s by one element, growing it if full. The new element
+// is zero: the decoder's backing arrays are fresh (make, or a grow's zeroed
+// tail) and only ever extended here.
+func nextSlot[T any](s []T) []T {
+	if len(s) == cap(s) {
+		s = slices.Grow(s, 1)
+	}
+	return s[:len(s)+1]
+}
+
 // wireSampleRate maps the wire's 0 (unset) to 1 (not sampled).
 func wireSampleRate(r float64) float64 {
 	if r == 0 {
@@ -478,19 +539,8 @@ func wireSampleRate(r float64) float64 {
 	return r
 }
 
-// resolveParts returns the catalog's interned name for parts, or (unknown
-// names only, so the allocation is on the reject path) the joined name.
-func resolveParts(names nameResolver, parts []string) string {
-	if names != nil {
-		if name, ok := names.LookupParts(parts); ok {
-			return name
-		}
-	}
-	return strings.Join(parts, ".")
-}
-
 // decodeMeasurement decodes a MeasurementEntry (or a map<string,
-// TelemetryValue> entry: the same wire shape) into m.
+// TelemetryValue> entry: the same wire shape) into m, which must be zero.
 func decodeMeasurement(b []byte, m *pipeline.Measurement) error {
 	// Fast path for the usual encoding: a short key (field 1) then a short
 	// Value (field 2) holding one int64 or one double, nothing else.
@@ -505,14 +555,16 @@ func decodeMeasurement(b []byte, m *pipeline.Measurement) error {
 						if kl > 0 {
 							m.Key = unsafe.String(&k[0], kl)
 						}
-						m.Value = pipeline.Value{Kind: pipeline.KindInt, Int: int64(x)}
+						// Field by field: m is zero, so Value.Str needs no
+						// store (a write barrier while the GC marks).
+						m.Value.Kind, m.Value.Int = pipeline.KindInt, int64(x)
 						return nil
 					}
 				case v[0] == 0x11 && len(v) == 9:
 					if kl > 0 {
 						m.Key = unsafe.String(&k[0], kl)
 					}
-					m.Value = pipeline.Value{Kind: pipeline.KindFloat, Float: math.Float64frombits(binary.LittleEndian.Uint64(v[1:]))}
+					m.Value.Kind, m.Value.Float = pipeline.KindFloat, math.Float64frombits(binary.LittleEndian.Uint64(v[1:]))
 					return nil
 				}
 			}
@@ -597,7 +649,8 @@ func decodeValue(b []byte, v *pipeline.Value) error {
 	return nil
 }
 
-// decodeLabel decodes a MetadataEntry (or a map<string, string> entry).
+// decodeLabel decodes a MetadataEntry (or a map<string, string> entry) into
+// l, which must be zero.
 func decodeLabel(b []byte, l *pipeline.Label) error {
 	// Fast path for the usual encoding: key (field 1) then value (field 2),
 	// both shorter than 128 bytes, nothing else.
@@ -657,6 +710,7 @@ func (d *decoder) decodeSingleEvent(buf []byte, ev *pipeline.Event) error {
 	d.ms, d.md = nil, nil
 	err := d.decodeEvent(buf, ev)
 	d.ms, d.md = nil, nil
-	clear(d.parts)
+	clear(d.parts) // drop references to this frame's strings
+	d.one = [1]string{}
 	return err
 }

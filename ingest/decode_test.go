@@ -101,6 +101,17 @@ func refValue(v *pb.Value) pipeline.Value {
 	return pipeline.Value{}
 }
 
+// resolveParts is the reference name resolution: the catalog's interned name for parts, or (unknown
+// names only, so the allocation is on the reject path) the joined name.
+func resolveParts(names nameResolver, parts []string) string {
+	if names != nil {
+		if name, ok := names.LookupParts(parts); ok {
+			return name
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
 // eventsDiff describes the first difference between two event lists ("" if
 // equal). Floats compare by bits so NaN payloads count.
 func eventsDiff(got, want []pipeline.Event) string {
