@@ -111,9 +111,6 @@ type decoder struct {
 	segs      [][]byte
 	parts     []string
 	one       [1]string // a name field as parts, for names.LookupParts
-	// ms and md are the current batch's backing arrays while it is decoded.
-	ms []pipeline.Measurement
-	md []pipeline.Label
 	// Entries per event of the previous batch, to size the next one.
 	lastEvents, lastMs, lastMd int
 }
@@ -312,8 +309,11 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 	// previous batch's entries per event. An underestimate costs one regrow:
 	// events decoded before it keep pointing into the old array, which
 	// append never writes again, so their entries stay correct.
-	d.ms = makeOrNil[pipeline.Measurement](estimate(count, d.lastMs, d.lastEvents))
-	d.md = makeOrNil[pipeline.Label](estimate(count, d.lastMd, d.lastEvents))
+	// They are locals, not decoder fields, passed through decodeEvent: every
+	// store of a slice header into the (heap) decoder is a write barrier
+	// while the GC marks.
+	ms := makeOrNil[pipeline.Measurement](estimate(count, d.lastMs, d.lastEvents))
+	md := makeOrNil[pipeline.Label](estimate(count, d.lastMd, d.lastEvents))
 	var seq uint64
 	i := 0
 	for _, seg := range segs {
@@ -324,8 +324,8 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 			case num == 1 && typ == protowire.BytesType:
 				v, n := consumeBytes(b)
 				b = b[n:]
-				if err := d.decodeEvent(v, &events[i]); err != nil {
-					d.ms, d.md = nil, nil
+				var err error
+				if ms, md, err = d.decodeEvent(v, &events[i], ms, md); err != nil {
 					return nil, 0, fmt.Errorf("event %d: %w", i, err)
 				}
 				i++
@@ -333,7 +333,6 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 			case num == 2 && typ == protowire.VarintType:
 				v, n := consumeVarint(b)
 				if n < 0 {
-					d.ms, d.md = nil, nil
 					return nil, 0, malformed("EventBatch.sequence", n)
 				}
 				seq = v
@@ -344,9 +343,8 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 			b = b[n:]
 		}
 	}
-	d.lastEvents, d.lastMs, d.lastMd = count, len(d.ms), len(d.md)
-	d.ms, d.md = nil, nil // the arrays belong to the batch now
-	clear(d.parts)        // drop references to this frame's strings
+	d.lastEvents, d.lastMs, d.lastMd = count, len(ms), len(md)
+	clear(d.parts) // drop references to this frame's strings
 	d.one = [1]string{}
 	return events, seq, nil
 }
@@ -375,17 +373,17 @@ func (d *decoder) batchSeq(segs [][]byte) (uint64, error) {
 }
 
 // decodeEvent decodes one Event (snakepipe.v1.Event, or the wire-identical
-// snakepit.bridge.TelemetryEvent) into ev, appending its entries to the
-// decoder's scratch slices and recording where they are.
-func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
-	ms0, md0 := len(d.ms), len(d.md)
-	d.parts = d.parts[:0]
+// snakepit.bridge.TelemetryEvent) into ev, appending its entries to ms and
+// md (the batch's backing arrays) and returning them.
+func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event, ms []pipeline.Measurement, md []pipeline.Label) ([]pipeline.Measurement, []pipeline.Label, error) {
+	ms0, md0 := len(ms), len(md)
+	parts := d.parts[:0]
 	// name and parts are not UTF-8 checked yet (see resolveName).
 	var name []byte
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
-			return malformed("Event", n)
+			return nil, nil, malformed("Event", n)
 		}
 		b = b[n:]
 		switch num {
@@ -395,33 +393,32 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 			}
 			v, n := consumeBytes(b)
 			if n < 0 {
-				return malformed("Event", n)
+				return nil, nil, malformed("Event", n)
 			}
 			b = b[n:]
 			var err error
 			switch num {
 			case 1:
-				d.parts = append(d.parts, unsafeString(v))
+				parts = append(parts, unsafeString(v))
 			case 2:
 				// Decode into the next (zeroed) element in place: copying a
-				// decoded entry in would store each string header twice,
-				// each store a write barrier while the GC marks.
-				d.ms = nextSlot(d.ms)
-				err = decodeMeasurement(v, &d.ms[len(d.ms)-1])
+				// decoded entry in would store each string header twice.
+				ms = nextSlot(ms)
+				err = decodeMeasurement(v, &ms[len(ms)-1])
 			case 3:
-				d.md = nextSlot(d.md)
-				err = decodeLabel(v, &d.md[len(d.md)-1])
+				md = nextSlot(md)
+				err = decodeLabel(v, &md[len(md)-1])
 			case 5:
 				ev.CorrelationID, err = aliasString(v, "correlation_id")
 			case 7:
 				// Last one wins; an earlier one must still be valid UTF-8.
 				if name != nil && !validUTF8(name) {
-					return fmt.Errorf("%w: name: invalid UTF-8", errMalformed)
+					return nil, nil, fmt.Errorf("%w: name: invalid UTF-8", errMalformed)
 				}
 				name = v
 			}
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			continue
 		case 4:
@@ -430,7 +427,7 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 			}
 			v, n := consumeVarint(b)
 			if n < 0 {
-				return malformed("Event.timestamp_ns", n)
+				return nil, nil, malformed("Event.timestamp_ns", n)
 			}
 			ev.TimestampNs = int64(v)
 			b = b[n:]
@@ -441,7 +438,7 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 			}
 			v, n := protowire.ConsumeFixed64(b)
 			if n < 0 {
-				return malformed("Event.sample_rate", n)
+				return nil, nil, malformed("Event.sample_rate", n)
 			}
 			ev.SampleRate = math.Float64frombits(v)
 			b = b[n:]
@@ -449,26 +446,29 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 		}
 		n, err := skip(num, typ, b, "Event")
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		b = b[n:]
 	}
-	if d.limits && len(d.ms)+len(d.md)-ms0-md0 > maxEventEntries {
-		return fmt.Errorf("%w: more than %d measurements and metadata entries in one event", errOverLimit, maxEventEntries)
+	if cap(parts) != cap(d.parts) {
+		d.parts = parts // grown: keep the larger scratch
+	}
+	if d.limits && len(ms)+len(md)-ms0-md0 > maxEventEntries {
+		return nil, nil, fmt.Errorf("%w: more than %d measurements and metadata entries in one event", errOverLimit, maxEventEntries)
 	}
 	ev.SampleRate = wireSampleRate(ev.SampleRate)
-	if err := d.resolveName(ev, name); err != nil {
-		return err
+	if err := d.resolveName(ev, name, parts); err != nil {
+		return nil, nil, err
 	}
 	// Capped at their length: a later append reallocates instead of
 	// overwriting the next event's entries.
-	if n := len(d.ms); n > ms0 {
-		ev.Measurements = d.ms[ms0:n:n]
+	if n := len(ms); n > ms0 {
+		ev.Measurements = ms[ms0:n:n]
 	}
-	if n := len(d.md); n > md0 {
-		ev.Metadata = d.md[md0:n:n]
+	if n := len(md); n > md0 {
+		ev.Metadata = md[md0:n:n]
 	}
-	return nil
+	return ms, md, nil
 }
 
 // resolveName sets ev.Name from the name field (if not empty) or else the
@@ -477,7 +477,7 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 // finds it without hashing and does not store it again; and it needs no
 // UTF-8 check of its own: catalog names are ASCII, so wire bytes equal to
 // one are valid.
-func (d *decoder) resolveName(ev *pipeline.Event, name []byte) error {
+func (d *decoder) resolveName(ev *pipeline.Event, name []byte, parts []string) error {
 	resolved := false
 	if len(name) > 0 {
 		if d.names != nil {
@@ -494,20 +494,20 @@ func (d *decoder) resolveName(ev *pipeline.Event, name []byte) error {
 			ev.Name = s
 		}
 		// The parts are unused but must be valid too (below).
-	} else if len(d.parts) > 0 && d.names != nil {
-		if ev.Name, resolved = d.names.LookupParts(d.parts); resolved {
+	} else if len(parts) > 0 && d.names != nil {
+		if ev.Name, resolved = d.names.LookupParts(parts); resolved {
 			return nil
 		}
 	}
-	for _, p := range d.parts {
+	for _, p := range parts {
 		if !validUTF8(unsafe.Slice(unsafe.StringData(p), len(p))) {
 			return fmt.Errorf("%w: event_parts: invalid UTF-8", errMalformed)
 		}
 	}
-	if len(name) == 0 && len(d.parts) > 0 {
+	if len(name) == 0 && len(parts) > 0 {
 		// Unknown (or no catalog): the joined name, allocated on the
 		// reject path only.
-		ev.Name = strings.Join(d.parts, ".")
+		ev.Name = strings.Join(parts, ".")
 	}
 	return nil
 }
@@ -707,9 +707,7 @@ func decodeLabel(b []byte, l *pipeline.Label) error {
 // TelemetryEvent is its own gRPC message) into ev, with its own exact-size
 // measurement and metadata arrays.
 func (d *decoder) decodeSingleEvent(buf []byte, ev *pipeline.Event) error {
-	d.ms, d.md = nil, nil
-	err := d.decodeEvent(buf, ev)
-	d.ms, d.md = nil, nil
+	_, _, err := d.decodeEvent(buf, ev, nil, nil)
 	clear(d.parts) // drop references to this frame's strings
 	d.one = [1]string{}
 	return err
