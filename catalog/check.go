@@ -150,6 +150,16 @@ const dupMapThreshold = 16
 func (c *Catalog) sanitizeMetadata(ev *pipeline.Event, fx *Fixes) {
 	md := ev.Metadata
 	maxKeys, maxKey, maxVal := c.limits.MaxMetadataKeys, c.limits.MaxKeyBytes, c.limits.MaxValueBytes
+	if cleanLabels(md, maxKeys, maxKey, maxVal) {
+		return // nothing to repair (the usual case)
+	}
+	c.sanitizeMetadataRules(ev, fx)
+}
+
+// sanitizeMetadataRules applies the metadata rules one label at a time.
+func (c *Catalog) sanitizeMetadataRules(ev *pipeline.Event, fx *Fixes) {
+	md := ev.Metadata
+	maxKeys, maxKey, maxVal := c.limits.MaxMetadataKeys, c.limits.MaxKeyBytes, c.limits.MaxValueBytes
 	var seen map[string]int // kept key -> index, built lazily
 	w := 0
 	for i := range md {
@@ -212,6 +222,52 @@ func (c *Catalog) sanitizeMetadata(ev *pipeline.Event, fx *Fixes) {
 		clear(md[w:])
 		ev.Metadata = md[:w]
 	}
+}
+
+// cleanLabelsMax is the most labels cleanLabels looks at: its duplicate
+// check is quadratic.
+const cleanLabelsMax = 8
+
+// cleanLabels reports whether sanitizeMetadata would leave md as it is: at
+// most maxKeys (and cleanLabelsMax) labels, no reserved or duplicate key,
+// keys of 1 to maxKey and values of at most maxVal printable ASCII bytes.
+// It is the same verdict in one tight pass; false sends md through the
+// full rules.
+func cleanLabels(md []pipeline.Label, maxKeys, maxKey, maxVal int) bool {
+	if len(md) > maxKeys || len(md) > cleanLabelsMax {
+		return false
+	}
+	for i := range md {
+		k, v := md[i].Key, md[i].Value
+		if len(k) == 0 || len(k) > maxKey || len(v) > maxVal || pipeline.IsHostKey(k) || !printableASCII(k) {
+			return false
+		}
+		if len(v) <= 16 {
+			if !printableASCII(v) {
+				return false
+			}
+		} else if printablePrefix(v, len(v)) < len(v) {
+			return false
+		}
+		for j := 0; j < i; j++ {
+			if md[j].Key == k {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// printableASCII reports whether s is all printable ASCII (0x20-0x7e), one
+// byte at a time with one unsigned comparison each: inlined, it beats
+// printablePrefix's call and word loop on strings this short.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i]-0x20 > 0x7e-0x20 {
+			return false
+		}
+	}
+	return true
 }
 
 // validKey reports whether a metadata key is non-empty, valid UTF-8 and free
