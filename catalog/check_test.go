@@ -346,9 +346,9 @@ func TestCheckInternedName(t *testing.T) {
 	}
 }
 
-// printablePrefix (8 bytes at a time) agrees with a byte-by-byte scan for
-// every byte value at every position of a word, with clean and dirty
-// neighbours.
+// printablePrefix and printableASCII (8 bytes at a time) agree with a
+// byte-by-byte scan for every byte value at every position of a word, with
+// clean and dirty neighbours, and at every length up to three words.
 func TestPrintablePrefix(t *testing.T) {
 	slow := func(s string) int {
 		for i := 0; i < len(s); i++ {
@@ -357,6 +357,21 @@ func TestPrintablePrefix(t *testing.T) {
 			}
 		}
 		return len(s)
+	}
+	for n := 0; n <= 24; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(strings.Repeat("~", n))
+				b[pos] = byte(c)
+				s := string(b)
+				if got, want := printableASCII(s), slow(s) == n; got != want {
+					t.Fatalf("printableASCII(%q) = %v", s, got)
+				}
+				if got, want := printablePrefix(s, n), slow(s); got != want {
+					t.Fatalf("printablePrefix(%q) = %d, want %d", s, got, want)
+				}
+			}
+		}
 	}
 	for _, fill := range []byte{'a', 0x20, 0x7e, 0x1f, 0x7f, 0x80, 0xff, 0x00} {
 		for pos := 0; pos < 17; pos++ {
@@ -384,6 +399,11 @@ func TestPrintablePrefix(t *testing.T) {
 			s := string(b)
 			if got, want := printablePrefix(s, len(s)), slow(s); got != want {
 				t.Fatalf("printablePrefix(%q) = %d, want %d", s, got, want)
+			}
+			for n := 0; n <= len(s); n++ {
+				if got, want := printableASCII(s[:n]), slow(s[:n]) == n; got != want {
+					t.Fatalf("printableASCII(%q) = %v", s[:n], got)
+				}
 			}
 		}
 	}
