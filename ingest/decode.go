@@ -115,6 +115,11 @@ type decoder struct {
 	segs      [][]byte
 	parts     []string
 	one       [1]string // a name field as parts, for names.LookupParts
+	// lastName is the name names resolved last: a one-entry cache, as
+	// events of one worker mostly repeat a few names. It holds no frame
+	// memory (it is the resolver's own string). A stale entry after a
+	// catalog reload is harmless: Check, not the decoder, decides.
+	lastName string
 	// Entries per event of the previous batch, to size the next one.
 	lastEvents, lastMs, lastMd int
 }
@@ -484,11 +489,15 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event, ms []pipeline.Measur
 func (d *decoder) resolveName(ev *pipeline.Event, name []byte, parts []string) error {
 	resolved := false
 	if len(name) > 0 {
-		if d.names != nil {
+		if string(name) == d.lastName { // (no allocation: compared in place)
+			ev.Name, resolved = d.lastName, true
+		} else if d.names != nil {
 			// A decoder field, not a local: a local array would escape to
 			// the heap through the interface call, once per event.
 			d.one[0] = unsafeString(name)
-			ev.Name, resolved = d.names.LookupParts(d.one[:])
+			if ev.Name, resolved = d.names.LookupParts(d.one[:]); resolved {
+				d.lastName = ev.Name
+			}
 		}
 		if !resolved {
 			s, err := aliasString(name, "name")
@@ -499,7 +508,12 @@ func (d *decoder) resolveName(ev *pipeline.Event, name []byte, parts []string) e
 		}
 		// The parts are unused but must be valid too (below).
 	} else if len(parts) > 0 && d.names != nil {
+		if d.lastName != "" && joinsTo(parts, d.lastName) {
+			ev.Name = d.lastName
+			return nil
+		}
 		if ev.Name, resolved = d.names.LookupParts(parts); resolved {
+			d.lastName = ev.Name
 			return nil
 		}
 	}
@@ -514,6 +528,24 @@ func (d *decoder) resolveName(ev *pipeline.Event, name []byte, parts []string) e
 		ev.Name = strings.Join(parts, ".")
 	}
 	return nil
+}
+
+// joinsTo reports whether strings.Join(parts, ".") == name, without
+// joining.
+func joinsTo(parts []string, name string) bool {
+	for i, p := range parts {
+		if i > 0 {
+			if name == "" || name[0] != '.' {
+				return false
+			}
+			name = name[1:]
+		}
+		if len(p) > len(name) || name[:len(p)] != p {
+			return false
+		}
+		name = name[len(p):]
+	}
+	return name == ""
 }
 
 // unsafeString returns v as a string sharing v's memory, without the UTF-8

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -509,5 +510,46 @@ func TestDecodeRegrow(t *testing.T) {
 	}
 	if diff := eventsDiff(got.events, want.events); diff != "" {
 		t.Fatalf("after appends: %s", diff)
+	}
+}
+
+func TestJoinsTo(t *testing.T) {
+	names := []string{"python.call.stop", "a.b", "a", ""}
+	partsList := [][]string{
+		{"python", "call", "stop"}, {"python.call", "stop"}, {"python.call.stop"}, {"python", "call", "stopp"},
+		{"python", "call"}, {"python", "", "call", "stop"}, {"a", "b"}, {"a.", "b"}, {"a", ".b"}, {"a"}, {""}, {"", ""},
+	}
+	for _, name := range names {
+		for _, parts := range partsList {
+			if got, want := joinsTo(parts, name), strings.Join(parts, ".") == name; got != want {
+				t.Errorf("joinsTo(%q, %q) = %v, want %v", parts, name, got, want)
+			}
+		}
+	}
+}
+
+// The decoder's last-name cache never changes a result: frames whose
+// events alternate between known names, their parts forms and near misses
+// decode as the reference does, one decoder for all of them.
+func TestDecodeNameCache(t *testing.T) {
+	d := newDecoder(knownNames)
+	events := []*pb.Event{
+		{Name: "python.call.stop"}, {EventParts: []string{"python", "call", "stop"}},
+		{EventParts: []string{"python", "call", "stopp"}}, {Name: "python.call.stopp"},
+		{Name: "python.call.stop"}, {EventParts: []string{"python.call", "stop"}},
+		{Name: "tool.execution.stop"}, {EventParts: []string{"python", "call", "stop"}},
+		{Name: "python.call.sto"}, {EventParts: []string{"python", "call", "sto"}},
+	}
+	for round := 0; round < 2; round++ {
+		buf := mustMarshal(t, batch(events...))
+		got, err := d.decodeFrame(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := refDecode(buf, knownNames)
+		if diff := eventsDiff(got.events, want.events); diff != "" {
+			t.Fatalf("round %d: %s", round, diff)
+		}
+		slices.Reverse(events)
 	}
 }

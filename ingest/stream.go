@@ -435,7 +435,9 @@ func (s *Server) acceptBatch(c *conn, events []pipeline.Event, now int64) bool {
 			}
 			continue
 		}
-		fixes.Each(s.countFix)
+		if fixes.Any() { // the usual case is none
+			fixes.Each(s.countFix)
+		}
 		if kept != i {
 			events[kept] = *ev
 		}
