@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/snakepipe/snakepipe/pipeline"
 )
@@ -147,6 +148,13 @@ type Catalog struct {
 	sorted []*eventDef
 	layers []Layer
 	limits Limits
+	// names holds every event name back to back; each eventDef's Name is a
+	// slice of it, and nameAt maps an offset in it to the index in sorted
+	// of the event whose name starts there (-1 elsewhere). Check finds the
+	// event of a name it handed out itself (LookupParts, ingest's decoder)
+	// by address, without hashing (see byAddress).
+	names  string
+	nameAt []int32
 }
 
 // New builds the catalog from the built-in events and cfg's user events. It
@@ -174,7 +182,52 @@ func New(cfg Config) (*Catalog, error) {
 		c.layers = append(c.layers, Layer{ID: LayerUser, Title: "User events", Description: "Declared in catalog.events."})
 	}
 	sort.Slice(c.sorted, func(i, j int) bool { return c.sorted[i].Name < c.sorted[j].Name })
+	c.internNames()
 	return c, nil
+}
+
+// internNames moves every event name into one string (c.names) and indexes
+// where each starts.
+func (c *Catalog) internNames() {
+	var b strings.Builder
+	for _, d := range c.sorted {
+		b.WriteString(d.Name)
+	}
+	c.names = b.String()
+	c.nameAt = make([]int32, len(c.names))
+	for i := range c.nameAt {
+		c.nameAt[i] = -1
+	}
+	off := 0
+	for i, d := range c.sorted {
+		n := len(d.Name)
+		delete(c.events, d.Name)
+		d.Name = c.names[off : off+n]
+		c.events[d.Name] = d
+		c.nameAt[off] = int32(i)
+		off += n
+	}
+}
+
+// byAddress returns the event whose interned Name is name itself (same
+// bytes in memory, not merely equal), or nil. Comparing addresses is sound:
+// c.names is immutable and lives as long as c.
+func (c *Catalog) byAddress(name string) *eventDef {
+	if len(name) == 0 || len(c.names) == 0 {
+		return nil
+	}
+	off := uintptr(unsafe.Pointer(unsafe.StringData(name))) - uintptr(unsafe.Pointer(unsafe.StringData(c.names)))
+	if off >= uintptr(len(c.nameAt)) {
+		return nil
+	}
+	i := c.nameAt[off]
+	if i < 0 {
+		return nil
+	}
+	if d := c.sorted[i]; len(d.Name) == len(name) {
+		return d
+	}
+	return nil
 }
 
 // MustNew is New for static configs (tests, examples); it panics on error.
@@ -229,6 +282,14 @@ func (c *Catalog) Lookup(name string) (*EventDef, bool) {
 // reason can join the parts and call Check, which reports bad_name or
 // unknown_event consistently (empty parts make a bad name).
 func (c *Catalog) LookupParts(parts []string) (name string, ok bool) {
+	if len(parts) == 1 {
+		// A whole name (ingest resolves the name field this way).
+		d, ok := c.events[parts[0]]
+		if !ok {
+			return "", false
+		}
+		return d.Name, true
+	}
 	var buf [HardMaxNameBytes]byte
 	n := 0
 	for i, p := range parts {

@@ -46,16 +46,21 @@ func (c *Catalog) Check(ev *pipeline.Event) (Fixes, error) {
 		// Keep the error small: only the first max_name_bytes bytes.
 		return fx, reject(ReasonBadName, name[:c.limits.MaxNameBytes], "")
 	}
-	d, ok := c.events[name]
-	if !ok {
-		// Every catalog name is valid, so the charset check is only needed
-		// to tell a bad name from an unknown one.
-		if !ValidName(name) {
-			return fx, reject(ReasonBadName, name, "")
+	d := c.byAddress(name) // ingest hands over names already interned
+	if d == nil {
+		var ok bool
+		if d, ok = c.events[name]; !ok {
+			// Every catalog name is valid, so the charset check is only
+			// needed to tell a bad name from an unknown one.
+			if !ValidName(name) {
+				return fx, reject(ReasonBadName, name, "")
+			}
+			return fx, reject(ReasonUnknownEvent, name, "")
 		}
-		return fx, reject(ReasonUnknownEvent, name, "")
+		// Stores of string headers are write barriers while the GC marks:
+		// only the ones that change anything are done, here and below.
+		ev.Name = d.Name
 	}
-	ev.Name = d.Name
 
 	switch sr := ev.SampleRate; {
 	case sr == 0:
@@ -71,8 +76,8 @@ func (c *Catalog) Check(ev *pipeline.Event) (Fixes, error) {
 	if len(ev.Metadata) > 0 {
 		c.sanitizeMetadata(ev, &fx)
 	}
-	if ev.CorrelationID != "" {
-		ev.CorrelationID = sanitizeString(ev.CorrelationID, c.limits.MaxCorrelationIDBytes, &fx, FixCorrelationIDTruncated)
+	if cid := ev.CorrelationID; !cleanASCII(cid, c.limits.MaxCorrelationIDBytes) {
+		ev.CorrelationID = sanitizeString(cid, c.limits.MaxCorrelationIDBytes, &fx, FixCorrelationIDTruncated)
 	}
 	return fx, nil
 }
@@ -116,8 +121,10 @@ func (c *Catalog) checkMeasurements(d *eventDef, ev *pipeline.Event, fx *Fixes) 
 		ms[w].Key = key
 		w++
 	}
-	clear(ms[w:])
-	ev.Measurements = ms[:w]
+	if w < len(ms) {
+		clear(ms[w:])
+		ev.Measurements = ms[:w]
+	}
 	return nil
 }
 
@@ -141,6 +148,16 @@ func checkValue(t Type, v pipeline.Value) Reason {
 const dupMapThreshold = 16
 
 func (c *Catalog) sanitizeMetadata(ev *pipeline.Event, fx *Fixes) {
+	md := ev.Metadata
+	maxKeys, maxKey, maxVal := c.limits.MaxMetadataKeys, c.limits.MaxKeyBytes, c.limits.MaxValueBytes
+	if cleanLabels(md, maxKeys, maxKey, maxVal) {
+		return // nothing to repair (the usual case)
+	}
+	c.sanitizeMetadataRules(ev, fx)
+}
+
+// sanitizeMetadataRules applies the metadata rules one label at a time.
+func (c *Catalog) sanitizeMetadataRules(ev *pipeline.Event, fx *Fixes) {
 	md := ev.Metadata
 	maxKeys, maxKey, maxVal := c.limits.MaxMetadataKeys, c.limits.MaxKeyBytes, c.limits.MaxValueBytes
 	var seen map[string]int // kept key -> index, built lazily
@@ -200,9 +217,64 @@ func (c *Catalog) sanitizeMetadata(ev *pipeline.Event, fx *Fixes) {
 			seen[l.Key] = w - 1
 		}
 	}
-	// Clear the dropped tail so it no longer pins the decoded strings.
-	clear(md[w:])
-	ev.Metadata = md[:w]
+	if w < len(md) {
+		// Clear the dropped tail so it no longer pins the decoded strings.
+		clear(md[w:])
+		ev.Metadata = md[:w]
+	}
+}
+
+// cleanLabelsMax is the most labels cleanLabels looks at: its duplicate
+// check is quadratic.
+const cleanLabelsMax = 8
+
+// cleanLabels reports whether sanitizeMetadata would leave md as it is: at
+// most maxKeys (and cleanLabelsMax) labels, no reserved or duplicate key,
+// keys of 1 to maxKey and values of at most maxVal printable ASCII bytes.
+// It is the same verdict in one tight pass; false sends md through the
+// full rules.
+func cleanLabels(md []pipeline.Label, maxKeys, maxKey, maxVal int) bool {
+	if len(md) > maxKeys || len(md) > cleanLabelsMax {
+		return false
+	}
+	for i := range md {
+		k, v := md[i].Key, md[i].Value
+		if len(k) == 0 || len(k) > maxKey || len(v) > maxVal || pipeline.IsHostKey(k) ||
+			!printableASCII(k) || !printableASCII(v) {
+			return false
+		}
+		for j := 0; j < i; j++ {
+			if md[j].Key == k {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// printableASCII reports whether s is all printable ASCII (0x20-0x7e). Up
+// to 16 bytes (keys and most values) it tests at most two 8-byte words,
+// overlapping, instead of looping over bytes.
+func printableASCII(s string) bool {
+	n := len(s)
+	var w uint64
+	switch {
+	case n > 16:
+		return printablePrefix(s, n) == n
+	case n >= 8:
+		if !printable8(load64(s, 0)) {
+			return false
+		}
+		w = load64(s, n-8)
+	case n >= 4:
+		w = uint64(load32(s, 0)) | uint64(load32(s, n-4))<<32
+	case n > 0:
+		// Bytes 3-7 are spaces: printable.
+		w = uint64(s[0]) | uint64(s[n/2])<<8 | uint64(s[n-1])<<16 | 0x2020202020<<24
+	default:
+		return true
+	}
+	return printable8(w)
 }
 
 // validKey reports whether a metadata key is non-empty, valid UTF-8 and free
@@ -211,26 +283,56 @@ func validKey(k string) bool {
 	if k == "" {
 		return false
 	}
-	for i := 0; i < len(k); i++ {
-		if b := k[i]; b < 0x20 || b >= 0x7f {
-			return cleanText(k)
-		}
-	}
-	return true
+	return printableASCII(k) || cleanText(k)
 }
 
 // cleanASCII reports whether s is printable ASCII of at most limit bytes,
 // which sanitizeString would return unchanged.
 func cleanASCII(s string, limit int) bool {
-	if len(s) > limit {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; b < 0x20 || b >= 0x7f {
-			return false
+	return len(s) <= limit && printableASCII(s)
+}
+
+// printablePrefix returns the index of the first byte of s[:stop] that is
+// not printable ASCII (0x20-0x7e), or stop. It tests 8 bytes at a time:
+// metadata values and correlation ids are short, nearly always clean text.
+func printablePrefix(s string, stop int) int {
+	i := 0
+	for ; i+8 <= stop; i += 8 {
+		if !printable8(load64(s, i)) {
+			break
 		}
 	}
-	return true
+	for ; i < stop; i++ {
+		if b := s[i]; b < 0x20 || b >= 0x7f {
+			return i
+		}
+	}
+	return stop
+}
+
+// printable8 reports whether all 8 bytes of w are in 0x20-0x7e. A byte
+// below 0x20 borrows into its top bit when 0x20 is subtracted (and did
+// not have it set); a byte of 0x7f or more has its top bit set after adding
+// 1, or before. A borrow or carry crossing into the next byte can only
+// happen once a lower byte has already failed, so the answer is exact.
+func printable8(w uint64) bool {
+	const ones, tops = 0x0101010101010101, 0x8080808080808080
+	below := (w - 0x20*ones) &^ w
+	above := (w + ones) | w
+	return (below|above)&tops == 0
+}
+
+// load32 reads s[i:i+4] little-endian.
+func load32(s string, i int) uint32 {
+	s = s[i : i+4]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}
+
+// load64 reads s[i:i+8] little-endian (the compiler makes it one load).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // sanitizeString returns s repaired (invalid UTF-8 -> U+FFFD per run,
@@ -242,12 +344,7 @@ func sanitizeString(s string, limit int, fx *Fixes, truncFix Fix) string {
 	// result is s itself or s cut.
 	stop := min(len(s), limit+1)
 	// Fast path: printable ASCII.
-	i := 0
-	for ; i < stop; i++ {
-		if b := s[i]; b < 0x20 || b >= 0x7f {
-			break
-		}
-	}
+	i := printablePrefix(s, stop)
 	// Then valid UTF-8 without control characters.
 	if i < stop {
 		i = firstDirty(s, i, stop)

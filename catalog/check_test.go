@@ -302,3 +302,109 @@ func TestSanitizeLabel(t *testing.T) {
 		}
 	}
 }
+
+// Check finds an interned name by address and any other equal string by
+// value, and a string that merely lies inside the interned names (a prefix
+// of one, or spanning two) is not mistaken for an event.
+func TestCheckInternedName(t *testing.T) {
+	c := MustNew(DefaultConfig())
+	interned, ok := c.LookupParts([]string{"python", "call", "stop"})
+	if !ok {
+		t.Fatal("python.call.stop not in the catalog")
+	}
+	if c.byAddress(interned) == nil {
+		t.Fatal("LookupParts' name not found by address")
+	}
+	for _, name := range []string{interned, strings.Clone(interned)} {
+		ev := newEvent(name, nil)
+		if _, err := c.Check(&ev); err != nil {
+			t.Fatalf("Check(%q): %v", name, err)
+		}
+		if !sameString(ev.Name, interned) {
+			t.Fatal("Check did not leave the interned name")
+		}
+	}
+	// Every start offset, with every wrong length, inside the block.
+	for off := range c.names {
+		for end := off + 1; end <= len(c.names) && end <= off+HardMaxNameBytes; end++ {
+			s := c.names[off:end]
+			d := c.byAddress(s)
+			if d != nil && d.Name != s {
+				t.Fatalf("byAddress(%q) = %q", s, d.Name)
+			}
+			if want := c.events[s]; d != nil && d != want {
+				t.Fatalf("byAddress(%q) found another event than the map", s)
+			}
+		}
+	}
+	prefix := newEvent(interned[:len("python.call")], nil)
+	if _, err := c.Check(&prefix); err == nil && prefix.Name == interned {
+		t.Fatal("a prefix of an interned name resolved to the whole name")
+	}
+	if c.byAddress("") != nil || c.byAddress(strings.Clone(interned)) != nil {
+		t.Fatal("byAddress matched a string that is not interned")
+	}
+}
+
+// printablePrefix and printableASCII (8 bytes at a time) agree with a
+// byte-by-byte scan for every byte value at every position of a word, with
+// clean and dirty neighbours, and at every length up to three words.
+func TestPrintablePrefix(t *testing.T) {
+	slow := func(s string) int {
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x20 || s[i] >= 0x7f {
+				return i
+			}
+		}
+		return len(s)
+	}
+	for n := 0; n <= 24; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(strings.Repeat("~", n))
+				b[pos] = byte(c)
+				s := string(b)
+				if got, want := printableASCII(s), slow(s) == n; got != want {
+					t.Fatalf("printableASCII(%q) = %v", s, got)
+				}
+				if got, want := printablePrefix(s, n), slow(s); got != want {
+					t.Fatalf("printablePrefix(%q) = %d, want %d", s, got, want)
+				}
+			}
+		}
+	}
+	for _, fill := range []byte{'a', 0x20, 0x7e, 0x1f, 0x7f, 0x80, 0xff, 0x00} {
+		for pos := 0; pos < 17; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(strings.Repeat("x", 17))
+				if fill != 'a' {
+					b[16] = fill
+				}
+				b[pos] = byte(c)
+				s := string(b)
+				if got, want := printablePrefix(s, len(s)), slow(s); got != want {
+					t.Fatalf("printablePrefix(%q) = %d, want %d", s, got, want)
+				}
+			}
+		}
+	}
+	// Every word of the edge bytes, up to three dirty bytes in a word.
+	edges := []byte{0x00, 0x1f, 0x20, 'a', 0x7e, 0x7f, 0x80, 0xff}
+	for x := 0; x < len(edges)*len(edges)*len(edges); x++ {
+		for p := 0; p < 6; p++ {
+			b := []byte("abcdefgh")
+			b[p] = edges[x%8]
+			b[p+1] = edges[x/8%8]
+			b[p+2] = edges[x/64]
+			s := string(b)
+			if got, want := printablePrefix(s, len(s)), slow(s); got != want {
+				t.Fatalf("printablePrefix(%q) = %d, want %d", s, got, want)
+			}
+			for n := 0; n <= len(s); n++ {
+				if got, want := printableASCII(s[:n]), slow(s[:n]) == n; got != want {
+					t.Fatalf("printableASCII(%q) = %v", s[:n], got)
+				}
+			}
+		}
+	}
+}

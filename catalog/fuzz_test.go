@@ -192,3 +192,37 @@ func FuzzSanitizeString(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCleanLabels checks cleanLabels, the fast path of the metadata rules:
+// whenever it says a label set needs no repair, the full rules leave it
+// unchanged and count no fix; and it says so for every printable ASCII set
+// the rules keep (false for other text only costs the slow path).
+func FuzzCleanLabels(f *testing.F) {
+	f.Add("command\x1fpredict_batch\x1fmodule\x1fmodel.inference")
+	f.Add("a\x1f1\x1fa\x1f2")
+	f.Add("pid\x1f3")
+	f.Add("k\x1f" + strings.Repeat("v", 17) + "\x1fk2\x1fvalue with spaces ~")
+	f.Add("k\x1fv\x7f\x1fk2\x1f\tx")
+	f.Add("\x1fempty key\x1fé\x1fx")
+	f.Add("k1\x1fv\x1fk2\x1fv\x1fk3\x1fv\x1fk4\x1fv\x1fk5\x1fv")
+	c := fuzzCatalog(f)
+	lim := c.Limits()
+	f.Fuzz(func(t *testing.T, meta string) {
+		md := fuzzEvent("python.call.stop", "", nil, 0, 0, "", meta, "", 1).Metadata
+		clean := cleanLabels(md, lim.MaxMetadataKeys, lim.MaxKeyBytes, lim.MaxValueBytes)
+		ev := pipeline.Event{Metadata: slices.Clone(md)}
+		var fx Fixes
+		c.sanitizeMetadataRules(&ev, &fx)
+		changed := fx.Any() || !slices.Equal(ev.Metadata, md)
+		if clean && changed {
+			t.Fatalf("cleanLabels(%q) = true, but the rules changed it to %q (fixes %v)", md, ev.Metadata, fx)
+		}
+		ascii := true // the fast path is for printable ASCII only
+		for _, l := range md {
+			ascii = ascii && !strings.ContainsFunc(l.Key+l.Value, func(r rune) bool { return r < 0x20 || r >= 0x7f })
+		}
+		if !clean && !changed && ascii && len(md) <= cleanLabelsMax {
+			t.Fatalf("cleanLabels(%q) = false for printable ASCII labels the rules keep as they are", md)
+		}
+	})
+}

@@ -31,6 +31,14 @@ type Config struct {
 	// MaxStreams bounds the number of live worker streams (all connections
 	// together). A stream over the bound ends with ResourceExhausted.
 	MaxStreams int `koanf:"max_streams"`
+	// StreamWindowBytes and ConnWindowBytes are the HTTP/2 flow-control
+	// windows: how many bytes of frames a stream (a connection) may have
+	// sent that snakepipe has not taken in yet. They bound what gRPC
+	// buffers while the pipeline pushes back. Set explicitly, they also
+	// turn off gRPC's window growth (BDP estimation), which lets every
+	// stream buffer up to 16 MiB: 64 fast workers held ~2 GB that way.
+	StreamWindowBytes int `koanf:"stream_window_bytes"`
+	ConnWindowBytes   int `koanf:"conn_window_bytes"`
 	// DrainTimeout is how long Shutdown waits, after sending GoAway, for
 	// workers to half-close their streams before ending them.
 	DrainTimeout time.Duration `koanf:"drain_timeout"`
@@ -80,7 +88,11 @@ const (
 	// copied once into memory and held until its events leave the pipeline.
 	MaxMessageBytesLimit = 64 << 20
 	minMessageBytes      = 4 << 10
-	maxWorkerIDBytes     = 128
+	// Flow-control windows: gRPC ignores windows under 64 KiB; 64 MiB is
+	// already far more than any link needs.
+	minWindowBytes   = 64 << 10
+	maxWindowBytes   = 64 << 20
+	maxWorkerIDBytes = 128
 )
 
 // DefaultConfig returns the defaults documented in docs/config.md.
@@ -94,6 +106,8 @@ func DefaultConfig() Config {
 		StatsInterval:        5 * time.Second,
 		RejectNoticeInterval: time.Second,
 		MaxStreams:           4096,
+		StreamWindowBytes:    256 << 10,
+		ConnWindowBytes:      1 << 20,
 		DrainTimeout:         5 * time.Second,
 		ReconnectAfter:       time.Second,
 		Keepalive: KeepaliveConfig{
@@ -137,6 +151,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStreams < 1 || c.MaxStreams > 1<<20 {
 		bad("max_streams", "%d is not in [1, %d]", c.MaxStreams, 1<<20)
+	}
+	if c.StreamWindowBytes < minWindowBytes || c.StreamWindowBytes > maxWindowBytes {
+		bad("stream_window_bytes", "%d is not in [%d, %d]", c.StreamWindowBytes, minWindowBytes, maxWindowBytes)
+	}
+	if c.ConnWindowBytes < minWindowBytes || c.ConnWindowBytes > maxWindowBytes {
+		bad("conn_window_bytes", "%d is not in [%d, %d]", c.ConnWindowBytes, minWindowBytes, maxWindowBytes)
+	} else if c.ConnWindowBytes < c.StreamWindowBytes {
+		bad("conn_window_bytes", "%d is smaller than stream_window_bytes %d", c.ConnWindowBytes, c.StreamWindowBytes)
 	}
 	positive("keepalive.time", c.Keepalive.Time)
 	positive("keepalive.timeout", c.Keepalive.Timeout)

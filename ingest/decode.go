@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -29,8 +30,12 @@ import (
 //     another (sized from the previous batch; rarely two after a regrow);
 //     each event's slices are capped at their length, so an append by a
 //     later stage reallocates instead of overwriting a neighbour;
-//   - event_parts are resolved to the catalog's interned name without
-//     joining them.
+//   - a name the catalog knows (the name field, or event_parts) becomes the
+//     catalog's interned string, with no allocation and no UTF-8 pass
+//     (catalog names are ASCII), and Check then finds it by address;
+//   - string headers are stored once, straight into their final place:
+//     each store of a pointer is a write barrier while the GC marks, and
+//     barriers were the largest single cost after parsing itself.
 //
 // Semantics follow the protobuf spec as the generated code implements it:
 // unknown fields and known fields with an unexpected wire type are skipped;
@@ -109,9 +114,12 @@ type decoder struct {
 	limits    bool
 	segs      [][]byte
 	parts     []string
-	// ms and md are the current batch's backing arrays while it is decoded.
-	ms []pipeline.Measurement
-	md []pipeline.Label
+	one       [1]string // a name field as parts, for names.LookupParts
+	// lastName is the name names resolved last: a one-entry cache, as
+	// events of one worker mostly repeat a few names. It holds no frame
+	// memory (it is the resolver's own string). A stale entry after a
+	// catalog reload is harmless: Check, not the decoder, decides.
+	lastName string
 	// Entries per event of the previous batch, to size the next one.
 	lastEvents, lastMs, lastMd int
 }
@@ -310,8 +318,11 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 	// previous batch's entries per event. An underestimate costs one regrow:
 	// events decoded before it keep pointing into the old array, which
 	// append never writes again, so their entries stay correct.
-	d.ms = makeOrNil[pipeline.Measurement](estimate(count, d.lastMs, d.lastEvents))
-	d.md = makeOrNil[pipeline.Label](estimate(count, d.lastMd, d.lastEvents))
+	// They are locals, not decoder fields, passed through decodeEvent: every
+	// store of a slice header into the (heap) decoder is a write barrier
+	// while the GC marks.
+	ms := makeOrNil[pipeline.Measurement](estimate(count, d.lastMs, d.lastEvents))
+	md := makeOrNil[pipeline.Label](estimate(count, d.lastMd, d.lastEvents))
 	var seq uint64
 	i := 0
 	for _, seg := range segs {
@@ -322,8 +333,8 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 			case num == 1 && typ == protowire.BytesType:
 				v, n := consumeBytes(b)
 				b = b[n:]
-				if err := d.decodeEvent(v, &events[i]); err != nil {
-					d.ms, d.md = nil, nil
+				var err error
+				if ms, md, err = d.decodeEvent(v, &events[i], ms, md); err != nil {
 					return nil, 0, fmt.Errorf("event %d: %w", i, err)
 				}
 				i++
@@ -331,7 +342,6 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 			case num == 2 && typ == protowire.VarintType:
 				v, n := consumeVarint(b)
 				if n < 0 {
-					d.ms, d.md = nil, nil
 					return nil, 0, malformed("EventBatch.sequence", n)
 				}
 				seq = v
@@ -342,9 +352,9 @@ func (d *decoder) decodeBatch(segs [][]byte) ([]pipeline.Event, uint64, error) {
 			b = b[n:]
 		}
 	}
-	d.lastEvents, d.lastMs, d.lastMd = count, len(d.ms), len(d.md)
-	d.ms, d.md = nil, nil // the arrays belong to the batch now
-	clear(d.parts)        // drop references to this frame's strings
+	d.lastEvents, d.lastMs, d.lastMd = count, len(ms), len(md)
+	clear(d.parts) // drop references to this frame's strings
+	d.one = [1]string{}
 	return events, seq, nil
 }
 
@@ -372,16 +382,17 @@ func (d *decoder) batchSeq(segs [][]byte) (uint64, error) {
 }
 
 // decodeEvent decodes one Event (snakepipe.v1.Event, or the wire-identical
-// snakepit.bridge.TelemetryEvent) into ev, appending its entries to the
-// decoder's scratch slices and recording where they are.
-func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
-	ms0, md0 := len(d.ms), len(d.md)
-	d.parts = d.parts[:0]
-	var name string
+// snakepit.bridge.TelemetryEvent) into ev, appending its entries to ms and
+// md (the batch's backing arrays) and returning them.
+func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event, ms []pipeline.Measurement, md []pipeline.Label) ([]pipeline.Measurement, []pipeline.Label, error) {
+	ms0, md0 := len(ms), len(md)
+	parts := d.parts[:0]
+	// name and parts are not UTF-8 checked yet (see resolveName).
+	var name []byte
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
-			return malformed("Event", n)
+			return nil, nil, malformed("Event", n)
 		}
 		b = b[n:]
 		switch num {
@@ -391,33 +402,32 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 			}
 			v, n := consumeBytes(b)
 			if n < 0 {
-				return malformed("Event", n)
+				return nil, nil, malformed("Event", n)
 			}
 			b = b[n:]
 			var err error
 			switch num {
 			case 1:
-				var s string
-				if s, err = aliasString(v, "event_parts"); err == nil {
-					d.parts = append(d.parts, s)
-				}
+				parts = append(parts, unsafeString(v))
 			case 2:
-				var m pipeline.Measurement
-				if err = decodeMeasurement(v, &m); err == nil {
-					d.ms = append(d.ms, m)
-				}
+				// Decode into the next (zeroed) element in place: copying a
+				// decoded entry in would store each string header twice.
+				ms = nextSlot(ms)
+				err = decodeMeasurement(v, &ms[len(ms)-1])
 			case 3:
-				var l pipeline.Label
-				if err = decodeLabel(v, &l); err == nil {
-					d.md = append(d.md, l)
-				}
+				md = nextSlot(md)
+				err = decodeLabel(v, &md[len(md)-1])
 			case 5:
 				ev.CorrelationID, err = aliasString(v, "correlation_id")
 			case 7:
-				name, err = aliasString(v, "name")
+				// Last one wins; an earlier one must still be valid UTF-8.
+				if name != nil && !validUTF8(name) {
+					return nil, nil, fmt.Errorf("%w: name: invalid UTF-8", errMalformed)
+				}
+				name = v
 			}
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			continue
 		case 4:
@@ -426,7 +436,7 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 			}
 			v, n := consumeVarint(b)
 			if n < 0 {
-				return malformed("Event.timestamp_ns", n)
+				return nil, nil, malformed("Event.timestamp_ns", n)
 			}
 			ev.TimestampNs = int64(v)
 			b = b[n:]
@@ -437,7 +447,7 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 			}
 			v, n := protowire.ConsumeFixed64(b)
 			if n < 0 {
-				return malformed("Event.sample_rate", n)
+				return nil, nil, malformed("Event.sample_rate", n)
 			}
 			ev.SampleRate = math.Float64frombits(v)
 			b = b[n:]
@@ -445,29 +455,116 @@ func (d *decoder) decodeEvent(b []byte, ev *pipeline.Event) error {
 		}
 		n, err := skip(num, typ, b, "Event")
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		b = b[n:]
 	}
-	if d.limits && len(d.ms)+len(d.md)-ms0-md0 > maxEventEntries {
-		return fmt.Errorf("%w: more than %d measurements and metadata entries in one event", errOverLimit, maxEventEntries)
+	if cap(parts) != cap(d.parts) {
+		d.parts = parts // grown: keep the larger scratch
+	}
+	if d.limits && len(ms)+len(md)-ms0-md0 > maxEventEntries {
+		return nil, nil, fmt.Errorf("%w: more than %d measurements and metadata entries in one event", errOverLimit, maxEventEntries)
 	}
 	ev.SampleRate = wireSampleRate(ev.SampleRate)
-	switch {
-	case name != "":
-		ev.Name = name
-	case len(d.parts) > 0:
-		ev.Name = resolveParts(d.names, d.parts)
+	if err := d.resolveName(ev, name, parts); err != nil {
+		return nil, nil, err
 	}
 	// Capped at their length: a later append reallocates instead of
 	// overwriting the next event's entries.
-	if n := len(d.ms); n > ms0 {
-		ev.Measurements = d.ms[ms0:n:n]
+	if n := len(ms); n > ms0 {
+		ev.Measurements = ms[ms0:n:n]
 	}
-	if n := len(d.md); n > md0 {
-		ev.Metadata = d.md[md0:n:n]
+	if n := len(md); n > md0 {
+		ev.Metadata = md[md0:n:n]
+	}
+	return ms, md, nil
+}
+
+// resolveName sets ev.Name from the name field (if not empty) or else the
+// event_parts, and checks that all of them are valid UTF-8. A name the
+// catalog knows is set to the catalog's interned string, so that Check
+// finds it without hashing and does not store it again; and it needs no
+// UTF-8 check of its own: catalog names are ASCII, so wire bytes equal to
+// one are valid.
+func (d *decoder) resolveName(ev *pipeline.Event, name []byte, parts []string) error {
+	resolved := false
+	if len(name) > 0 {
+		if string(name) == d.lastName { // (no allocation: compared in place)
+			ev.Name, resolved = d.lastName, true
+		} else if d.names != nil {
+			// A decoder field, not a local: a local array would escape to
+			// the heap through the interface call, once per event.
+			d.one[0] = unsafeString(name)
+			if ev.Name, resolved = d.names.LookupParts(d.one[:]); resolved {
+				d.lastName = ev.Name
+			}
+		}
+		if !resolved {
+			s, err := aliasString(name, "name")
+			if err != nil {
+				return err
+			}
+			ev.Name = s
+		}
+		// The parts are unused but must be valid too (below).
+	} else if len(parts) > 0 && d.names != nil {
+		if d.lastName != "" && joinsTo(parts, d.lastName) {
+			ev.Name = d.lastName
+			return nil
+		}
+		if ev.Name, resolved = d.names.LookupParts(parts); resolved {
+			d.lastName = ev.Name
+			return nil
+		}
+	}
+	for _, p := range parts {
+		if !validUTF8(unsafe.Slice(unsafe.StringData(p), len(p))) {
+			return fmt.Errorf("%w: event_parts: invalid UTF-8", errMalformed)
+		}
+	}
+	if len(name) == 0 && len(parts) > 0 {
+		// Unknown (or no catalog): the joined name, allocated on the
+		// reject path only.
+		ev.Name = strings.Join(parts, ".")
 	}
 	return nil
+}
+
+// joinsTo reports whether strings.Join(parts, ".") == name, without
+// joining.
+func joinsTo(parts []string, name string) bool {
+	for i, p := range parts {
+		if i > 0 {
+			if name == "" || name[0] != '.' {
+				return false
+			}
+			name = name[1:]
+		}
+		if len(p) > len(name) || name[:len(p)] != p {
+			return false
+		}
+		name = name[len(p):]
+	}
+	return name == ""
+}
+
+// unsafeString returns v as a string sharing v's memory, without the UTF-8
+// check: the caller checks it before the string leaves the decoder.
+func unsafeString(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return unsafe.String(&v[0], len(v))
+}
+
+// nextSlot extends s by one element, growing it if full. The new element
+// is zero: the decoder's backing arrays are fresh (make, or a grow's zeroed
+// tail) and only ever extended here.
+func nextSlot[T any](s []T) []T {
+	if len(s) == cap(s) {
+		s = slices.Grow(s, 1)
+	}
+	return s[:len(s)+1]
 }
 
 // wireSampleRate maps the wire's 0 (unset) to 1 (not sampled).
@@ -478,19 +575,8 @@ func wireSampleRate(r float64) float64 {
 	return r
 }
 
-// resolveParts returns the catalog's interned name for parts, or (unknown
-// names only, so the allocation is on the reject path) the joined name.
-func resolveParts(names nameResolver, parts []string) string {
-	if names != nil {
-		if name, ok := names.LookupParts(parts); ok {
-			return name
-		}
-	}
-	return strings.Join(parts, ".")
-}
-
 // decodeMeasurement decodes a MeasurementEntry (or a map<string,
-// TelemetryValue> entry: the same wire shape) into m.
+// TelemetryValue> entry: the same wire shape) into m, which must be zero.
 func decodeMeasurement(b []byte, m *pipeline.Measurement) error {
 	// Fast path for the usual encoding: a short key (field 1) then a short
 	// Value (field 2) holding one int64 or one double, nothing else.
@@ -505,14 +591,16 @@ func decodeMeasurement(b []byte, m *pipeline.Measurement) error {
 						if kl > 0 {
 							m.Key = unsafe.String(&k[0], kl)
 						}
-						m.Value = pipeline.Value{Kind: pipeline.KindInt, Int: int64(x)}
+						// Field by field: m is zero, so Value.Str needs no
+						// store (a write barrier while the GC marks).
+						m.Value.Kind, m.Value.Int = pipeline.KindInt, int64(x)
 						return nil
 					}
 				case v[0] == 0x11 && len(v) == 9:
 					if kl > 0 {
 						m.Key = unsafe.String(&k[0], kl)
 					}
-					m.Value = pipeline.Value{Kind: pipeline.KindFloat, Float: math.Float64frombits(binary.LittleEndian.Uint64(v[1:]))}
+					m.Value.Kind, m.Value.Float = pipeline.KindFloat, math.Float64frombits(binary.LittleEndian.Uint64(v[1:]))
 					return nil
 				}
 			}
@@ -597,7 +685,8 @@ func decodeValue(b []byte, v *pipeline.Value) error {
 	return nil
 }
 
-// decodeLabel decodes a MetadataEntry (or a map<string, string> entry).
+// decodeLabel decodes a MetadataEntry (or a map<string, string> entry) into
+// l, which must be zero.
 func decodeLabel(b []byte, l *pipeline.Label) error {
 	// Fast path for the usual encoding: key (field 1) then value (field 2),
 	// both shorter than 128 bytes, nothing else.
@@ -654,9 +743,8 @@ func decodeLabel(b []byte, l *pipeline.Label) error {
 // TelemetryEvent is its own gRPC message) into ev, with its own exact-size
 // measurement and metadata arrays.
 func (d *decoder) decodeSingleEvent(buf []byte, ev *pipeline.Event) error {
-	d.ms, d.md = nil, nil
-	err := d.decodeEvent(buf, ev)
-	d.ms, d.md = nil, nil
-	clear(d.parts)
+	_, _, err := d.decodeEvent(buf, ev, nil, nil)
+	clear(d.parts) // drop references to this frame's strings
+	d.one = [1]string{}
 	return err
 }

@@ -71,6 +71,10 @@ func (s *Server) dialOnce(t DialTarget) (attached bool, err error) {
 	cc, err := grpc.NewClient(t.Address,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newFrameCodec()), grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes)),
+		// The same fixed windows as the server's: a Snakepit worker
+		// streaming into a pipeline that pushes back parks at most this much.
+		grpc.WithInitialWindowSize(int32(s.cfg.StreamWindowBytes)),
+		grpc.WithInitialConnWindowSize(int32(s.cfg.ConnWindowBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:    max(s.cfg.Keepalive.Time, s.cfg.Keepalive.MinClientInterval),
 			Timeout: s.cfg.Keepalive.Timeout,

@@ -106,6 +106,10 @@ func New(set pipeline.Settings, cfg Config, deps Deps) (*Server, error) {
 	s.gs = grpc.NewServer(
 		grpc.ForceServerCodecV2(newFrameCodec()),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		// Fixed windows bound the frames gRPC buffers per stream and
+		// connection while the pipeline pushes back (see Config).
+		grpc.InitialWindowSize(int32(cfg.StreamWindowBytes)),
+		grpc.InitialConnWindowSize(int32(cfg.ConnWindowBytes)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.Keepalive.Time, Timeout: cfg.Keepalive.Timeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.Keepalive.MinClientInterval, PermitWithoutStream: true}),
 		// Stop and GracefulStop return only after every handler has.

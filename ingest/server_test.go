@@ -758,3 +758,79 @@ func TestWorkerGoneWhileConsumerBlocks(t *testing.T) {
 		t.Errorf("%d worker events, want at most 1", n)
 	}
 }
+
+// While the pipeline pushes back, a stream stalls once it has
+// stream_window_bytes in flight (plus what one Send may queue and the frames
+// the blocked reader holds). Frames first flow freely for a while, so that
+// gRPC's own window growth (BDP estimation, up to 16 MiB per stream) would
+// have kicked in if the windows were not fixed.
+func TestStreamWindowBoundsBuffering(t *testing.T) {
+	cfg := testConfig()
+	cfg.StreamWindowBytes, cfg.ConnWindowBytes = 64<<10, 64<<10
+	const free = 2000 // frames (40 MB) consumed before the consumer blocks
+	gate := make(chan struct{})
+	var consumed, events atomic.Int64
+	ts := startServer(t, cfg, func(d *Deps) {
+		next := d.Consumer
+		d.Consumer = pipeline.ConsumerFunc(func(ctx context.Context, b *pipeline.Batch) error {
+			if len(b.Events) == 1 {
+				return next.Consume(ctx, b) // host events
+			}
+			if consumed.Add(1) > free {
+				select {
+				case <-gate:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			events.Add(int64(len(b.Events))) // counted, not kept
+			return nil
+		})
+	})
+	w, _ := connect(t, ts.addr, "w-window", "")
+	// Frames of ~20 KB; 3000 of them (60 MB) can not all be sent.
+	const batches, perBatch = free + 1000, 100
+	frame := batch()
+	for i := 0; i < perBatch; i++ {
+		frame.GetBatch().Events = append(frame.GetBatch().Events, realisticEvent(i))
+	}
+	size := int64(len(mustMarshal(t, frame)))
+	var sent atomic.Int64
+	sendErr := make(chan error, 1)
+	go func() {
+		for i := 0; i < batches; i++ {
+			if err := w.stream.Send(frame); err != nil {
+				sendErr <- err
+				return
+			}
+			sent.Add(1)
+		}
+		sendErr <- w.stream.CloseSend()
+	}()
+	// Wait until the sender makes no progress for a while: it is stalled by
+	// flow control.
+	last := int64(-1)
+	for sent.Load() != last && sent.Load() < batches {
+		last = sent.Load()
+		time.Sleep(300 * time.Millisecond)
+	}
+	// Beyond the frames taken in: the window, the client's write quota
+	// (64 KiB), and 4 frames of slack (the one the blocked consumer holds,
+	// one being received, rounding).
+	inFlight := sent.Load() - free
+	t.Logf("%d frames of %d bytes in flight when the sender stalled", inFlight, size)
+	if limit := int64(cfg.StreamWindowBytes)/size + 64<<10/size + 4; inFlight > limit {
+		t.Errorf("sender got %d frames of %d bytes out beyond those consumed, want at most %d", inFlight, size, limit)
+	}
+	close(gate)
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for events.Load() < batches*perBatch && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := events.Load(); n != batches*perBatch {
+		t.Errorf("consumer got %d events, want %d", n, batches*perBatch)
+	}
+}

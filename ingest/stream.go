@@ -435,7 +435,9 @@ func (s *Server) acceptBatch(c *conn, events []pipeline.Event, now int64) bool {
 			}
 			continue
 		}
-		fixes.Each(s.countFix)
+		if fixes.Any() { // the usual case is none
+			fixes.Each(s.countFix)
+		}
 		if kept != i {
 			events[kept] = *ev
 		}
@@ -453,14 +455,15 @@ func (s *Server) acceptBatch(c *conn, events []pipeline.Event, now int64) bool {
 		return true
 	}
 	seq := nextSeq(kept)
+	size := 0
 	for i := range events {
-		events[i].Origin = c.origin
-		events[i].ReceivedNs = now
-		events[i].Seq = seq + uint64(i)
+		ev := &events[i]
+		ev.Origin = c.origin
+		ev.ReceivedNs = now
+		ev.Seq = seq + uint64(i)
+		size += ev.ApproxBytes() // Batch.ComputeBytes, in the same pass
 	}
-	b := &pipeline.Batch{Events: events}
-	b.ComputeBytes()
-	return s.consume(b)
+	return s.consume(&pipeline.Batch{Events: events, Bytes: size})
 }
 
 func addReason(rs []reasonCount, reason string) []reasonCount {
