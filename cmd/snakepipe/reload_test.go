@@ -659,6 +659,15 @@ func TestReloadChangesWasmStage(t *testing.T) {
 	svc := startServiceFile(t, path)
 	w := dialWorker(t, svc.IngestAddr(), "worker-1")
 	w.batch(callStop(1, "", 500, "a"), callStop(2, "", 1500, "b"))
+	// The first batch must be in the old graph before the reload, or the
+	// new threshold would judge it: wait until the wasm stage has it.
+	deadline := time.Now().Add(10 * time.Second)
+	for metric(t, svc.Metrics(), "snakepipe_pipeline_stage_events_in_total", "pipeline", "default", "stage", "wasm/slow") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first batch never reached the wasm stage")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	writeFile(t, path, withFilter("2000"))
 	if err := svc.Reload(context.Background(), loadFile(path)); err != nil {
 		t.Fatal(err)
