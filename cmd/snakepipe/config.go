@@ -48,6 +48,7 @@ type Config struct {
 	Policy  pipeline.Policy     `koanf:"policy"`
 	Admin   control.AdminConfig `koanf:"admin"`
 	Plugins plugins.HostConfig  `koanf:"plugins"`
+	Runtime RuntimeConfig       `koanf:"runtime"`
 
 	Stages    map[pipeline.ComponentID]pipeline.Config `koanf:"-"`
 	Sinks     map[pipeline.ComponentID]SinkConfig      `koanf:"-"`
@@ -84,6 +85,7 @@ func DefaultConfig() Config {
 		Policy:    pipeline.DefaultPolicy(),
 		Admin:     control.DefaultAdminConfig(),
 		Plugins:   plugins.DefaultHostConfig(),
+		Runtime:   DefaultRuntimeConfig(),
 		Stages:    map[pipeline.ComponentID]pipeline.Config{},
 		Sinks:     map[pipeline.ComponentID]SinkConfig{},
 		Pipelines: map[string]pipeline.PipelineConfig{},
@@ -327,6 +329,7 @@ func decodeConfig(raw map[string]any, f pipeline.Factories) (*Config, error) {
 	collect("policy", stripSentinel(cfg.Policy.Validate(), pipeline.ErrBadPolicy))
 	collect("admin", cfg.Admin.Validate())
 	collect("plugins", cfg.Plugins.Validate())
+	collect("runtime", cfg.Runtime.Validate())
 	for id, c := range cfg.Stages {
 		collect("stages."+id.String(), c.Validate())
 		if dl, ok := deadLetterSink(c); ok {

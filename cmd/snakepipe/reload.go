@@ -226,6 +226,12 @@ func (s *Service) Reload(ctx context.Context, load func() (*Config, error)) erro
 		s.log.SetLevel(hclog.LevelFromString(next.Log.Level))
 		changed = append(changed, "log.level")
 	}
+	if s.cfg.Runtime != next.Runtime {
+		if s.applyRuntime != nil {
+			s.applyRuntime(next.Runtime)
+		}
+		changed = append(changed, "runtime")
+	}
 	if g != nil {
 		old := s.graph
 		s.input.Swap(g)

@@ -835,3 +835,37 @@ pipelines:
 		}
 	}
 }
+
+// TestReloadRuntime: the runtime section is applied at start and again when
+// a reload changes it (not when it stays the same).
+func TestReloadRuntime(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snakepipe.yaml")
+	writeFile(t, path, reloadConfig(dir, "v1", false, ""))
+	cfg, err := loadFile(path)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []RuntimeConfig
+	svc, err := NewService(context.Background(), cfg, ServiceOptions{
+		ApplyRuntime: func(rc RuntimeConfig) { applied = append(applied, rc) }, // reloads are serialized
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = svc.Shutdown(context.Background()) }()
+	if err := svc.Reload(context.Background(), loadFile(path)); err != nil { // unchanged
+		t.Fatal(err)
+	}
+	writeFile(t, path, reloadConfig(dir, "v1", false, "")+"runtime: {gc_percent: 150, memory_limit_bytes: 0}\n")
+	if err := svc.Reload(context.Background(), loadFile(path)); err != nil {
+		t.Fatal(err)
+	}
+	want := []RuntimeConfig{DefaultRuntimeConfig(), {GCPercent: 150}}
+	if !slices.Equal(applied, want) {
+		t.Errorf("applied %+v, want %+v", applied, want)
+	}
+}

@@ -35,6 +35,9 @@ type Service struct {
 	admin   *control.Admin // nil when admin.listen is ""
 	plugins *plugins.Host
 	stderr  io.Writer
+	// applyRuntime is ServiceOptions.ApplyRuntime (nil: leave the Go
+	// runtime alone).
+	applyRuntime func(RuntimeConfig)
 
 	// mu serializes reloads with each other and with Start and Shutdown;
 	// it guards the fields below.
@@ -55,6 +58,10 @@ type ServiceOptions struct {
 	// Stderr is where the stderr sink writes: the SyncWriter the logger
 	// shares (nil: discard).
 	Stderr io.Writer
+	// ApplyRuntime, when set, applies the runtime section (at start and
+	// when a reload changes it). Only `run` sets it: tests and demo share
+	// their process's collector settings.
+	ApplyRuntime func(RuntimeConfig)
 }
 
 // NewService builds every part from a loaded config. Nothing listens until
@@ -68,9 +75,12 @@ func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service
 	if m == nil {
 		m = pipeline.NewMetrics()
 	}
-	s := &Service{log: log, metrics: m, cfg: cfg, stderr: opts.Stderr, reloads: newReloadMetrics(m)}
+	s := &Service{log: log, metrics: m, cfg: cfg, stderr: opts.Stderr, reloads: newReloadMetrics(m), applyRuntime: opts.ApplyRuntime}
 	if s.stderr == nil {
 		s.stderr = io.Discard
+	}
+	if s.applyRuntime != nil {
+		s.applyRuntime(cfg.Runtime)
 	}
 
 	cat, err := catalog.New(cfg.Catalog)
