@@ -137,6 +137,10 @@ type Host struct {
 	reserved  uint64 // memory pages reserved by loaded stages
 	watcher   *watcher
 	closed    bool
+	// compiles counts compiles in flight, including ones given up on after
+	// compile_timeout: Close waits for them, because closing a runtime
+	// while wazero compiles into it crashes the process.
+	compiles sync.WaitGroup
 }
 
 type moduleKey struct {
@@ -212,6 +216,18 @@ func (h *Host) Close(ctx context.Context) error {
 	var errs []error
 	if w != nil {
 		w.close()
+	}
+	compiled := make(chan struct{})
+	go func() {
+		h.compiles.Wait()
+		close(compiled)
+	}()
+	select {
+	case <-compiled:
+	case <-ctx.Done():
+		// Leave the runtimes to the process's exit rather than pull them
+		// from under a compile still running.
+		return fmt.Errorf("plugins: a module compile was still running at close; runtimes left open: %w", ctx.Err())
 	}
 	for _, r := range rts {
 		if r != nil {
@@ -306,7 +322,7 @@ func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, 
 		cm, err = h.compileModule(ctx, r, bin)
 	}
 	switch {
-	case errors.Is(err, ErrCompileTimeout) || err != nil && ctx.Err() != nil:
+	case errors.Is(err, ErrCompileTimeout) || errors.Is(err, ErrHostClosed) || err != nil && ctx.Err() != nil:
 		return nil, err
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrNotWasm, err)
@@ -342,8 +358,16 @@ func (h *Host) compileModule(ctx context.Context, r wazero.Runtime, bin []byte) 
 		cm  wazero.CompiledModule
 		err error
 	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrHostClosed
+	}
+	h.compiles.Add(1) // under mu, so it happens before Close's Wait
+	h.mu.Unlock()
 	done := make(chan result, 1)
 	go func() {
+		defer h.compiles.Done()
 		cm, err := h.compileFn(ctx, r, bin)
 		done <- result{cm, err}
 	}()

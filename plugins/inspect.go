@@ -57,6 +57,8 @@ func (h *Host) Inspect(ctx context.Context, path string) (Info, error) {
 	cm, err := h.compileModule(ctx, r, bin)
 	info.CompileTime = time.Since(start)
 	switch {
+	case errors.Is(err, ErrHostClosed):
+		return info, err
 	case errors.Is(err, ErrCompileTimeout):
 		problem(err)
 		return info, nil
