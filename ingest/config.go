@@ -31,6 +31,13 @@ type Config struct {
 	// MaxStreams bounds the number of live worker streams (all connections
 	// together). A stream over the bound ends with ResourceExhausted.
 	MaxStreams int `koanf:"max_streams"`
+	// StreamWindowBytes is the HTTP/2 flow-control window of one stream:
+	// how many bytes a worker may send ahead of what snakepipe has taken
+	// into its pipeline. It bounds the memory of frames waiting in gRPC at
+	// streams × this. Setting it also turns off gRPC's dynamic window
+	// growth, which otherwise lets every stream buffer up to 16 MiB while
+	// the pipeline applies backpressure (64 workers: 1 GiB).
+	StreamWindowBytes int `koanf:"stream_window_bytes"`
 	// DrainTimeout is how long Shutdown waits, after sending GoAway, for
 	// workers to half-close their streams before ending them.
 	DrainTimeout time.Duration `koanf:"drain_timeout"`
@@ -76,6 +83,10 @@ type BackoffConfig struct {
 
 // Limits the config may not exceed.
 const (
+	// Bounds of stream_window_bytes: gRPC's minimum window, and the most
+	// its dynamic growth would reach.
+	minStreamWindowBytes = 64 << 10
+	maxStreamWindowBytes = 16 << 20
 	// MaxMessageBytesLimit caps max_message_bytes (64 MiB): one frame is
 	// copied once into memory and held until its events leave the pipeline.
 	MaxMessageBytesLimit = 64 << 20
@@ -94,6 +105,7 @@ func DefaultConfig() Config {
 		StatsInterval:        5 * time.Second,
 		RejectNoticeInterval: time.Second,
 		MaxStreams:           4096,
+		StreamWindowBytes:    256 << 10,
 		DrainTimeout:         5 * time.Second,
 		ReconnectAfter:       time.Second,
 		Keepalive: KeepaliveConfig{
@@ -137,6 +149,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStreams < 1 || c.MaxStreams > 1<<20 {
 		bad("max_streams", "%d is not in [1, %d]", c.MaxStreams, 1<<20)
+	}
+	if c.StreamWindowBytes < minStreamWindowBytes || c.StreamWindowBytes > maxStreamWindowBytes {
+		bad("stream_window_bytes", "%d is not in [%d, %d]", c.StreamWindowBytes, minStreamWindowBytes, maxStreamWindowBytes)
 	}
 	positive("keepalive.time", c.Keepalive.Time)
 	positive("keepalive.timeout", c.Keepalive.Timeout)

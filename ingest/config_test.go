@@ -38,7 +38,7 @@ func TestConfigFromYAML(t *testing.T) {
 	want := Config{
 		Listen: "0.0.0.0:9417", Reflection: false, MaxMessageBytes: 1 << 20, MaxBatchEvents: 500,
 		HelloTimeout: 3 * time.Second, StatsInterval: 2 * time.Second, RejectNoticeInterval: 250 * time.Millisecond,
-		MaxStreams: 64, DrainTimeout: time.Second, ReconnectAfter: 750 * time.Millisecond,
+		MaxStreams: 64, StreamWindowBytes: 128 << 10, DrainTimeout: time.Second, ReconnectAfter: 750 * time.Millisecond,
 		Keepalive: KeepaliveConfig{Time: 20 * time.Second, Timeout: 5 * time.Second, MinClientInterval: 5 * time.Second},
 		Dial: []DialTarget{
 			{Address: "127.0.0.1:50052", WorkerID: "snakepit-1", Pool: "gpu"},

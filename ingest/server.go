@@ -106,6 +106,10 @@ func New(set pipeline.Settings, cfg Config, deps Deps) (*Server, error) {
 	s.gs = grpc.NewServer(
 		grpc.ForceServerCodecV2(newFrameCodec()),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		// Fixed windows bound what waits in gRPC for a stream whose
+		// pipeline applies backpressure (ingest.stream_window_bytes).
+		grpc.InitialWindowSize(int32(cfg.StreamWindowBytes)),
+		grpc.InitialConnWindowSize(int32(cfg.StreamWindowBytes)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.Keepalive.Time, Timeout: cfg.Keepalive.Timeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.Keepalive.MinClientInterval, PermitWithoutStream: true}),
 		// Stop and GracefulStop return only after every handler has.

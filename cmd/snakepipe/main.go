@@ -30,6 +30,7 @@ var commands = []*command{
 	validateCommand,
 	demoCommand,
 	ctlCommand,
+	loadgenCommand,
 	versionCommand,
 }
 
