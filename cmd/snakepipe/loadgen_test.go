@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,6 +107,32 @@ func TestLoadgenFlags(t *testing.T) {
 		code, stdout, stderr := runCLI(t, nil, tt.args...)
 		if code != tt.code || !strings.Contains(stdout, tt.stdout) || !strings.Contains(stderr, tt.stderr) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d with %q / %q", tt.args, code, stdout, stderr, tt.code, tt.stdout, tt.stderr)
+		}
+	}
+}
+
+// TestRunProfiles: `snakepipe run --cpuprofile --memprofile` writes both
+// profiles (gzipped pprof protobufs) when the run ends.
+func TestRunProfiles(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "snakepipe.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fileSinkConfig(dir, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cpu, mem := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	c := &cli{stdout: &out, stderr: &errb,
+		signals: func() (<-chan os.Signal, func()) { cancel(); return make(chan os.Signal), func() {} },
+		exit:    func(code int) { t.Errorf("exit(%d)", code) }}
+	// signals() cancels ctx: the run starts, then shuts down at once.
+	if code := realMain(ctx, c, []string{"run", "-c", cfgPath, "--cpuprofile", cpu, "--memprofile", mem}); code != 0 {
+		t.Fatalf("run exit %d:\n%s", code, errb.String())
+	}
+	for _, p := range []string{cpu, mem} {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s: %d bytes, err %v: want a gzipped profile", p, len(b), err)
 		}
 	}
 }
