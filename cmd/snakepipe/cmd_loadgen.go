@@ -152,6 +152,9 @@ func writeLoadgenReport(w io.Writer, r *loadgen.Report) {
 		} else {
 			row("host dropped", "0")
 		}
+		if h.PluginFailures > 0 {
+			row("plugin failures", "%s batches (snakepipe_plugin_failures_total)", thousands(h.PluginFailures))
+		}
 		row("host CPU", "%.2f s, %s", h.CPUSeconds, perEvent(h.CPUSecondsPerMillion))
 		if h.LatencyObservations > 0 {
 			row("latency send→sink", "p50 %.2f ms, p99 %.2f ms, max ≤ %.2f ms (%s events)",

@@ -94,7 +94,10 @@ type HostReport struct {
 	LatencyObservations  float64            `json:"latency_observations,omitempty"`
 	// DrainSeconds is how long after the last send the host took to account
 	// for every event (measured by polling /metrics every 250 ms).
-	DrainSeconds           float64 `json:"drain_seconds"`
+	DrainSeconds float64 `json:"drain_seconds"`
+	// PluginFailures counts Wasm batches that failed (trap, timeout, ...):
+	// their events took the stage's on_error path instead of the plugin.
+	PluginFailures         float64 `json:"plugin_failures"`
 	EventsWrittenPerSecond float64 `json:"events_written_per_second"`
 }
 

@@ -141,6 +141,7 @@ const (
 	latencyMetric  = "snakepipe_sink_event_latency_seconds"
 	cpuMetric      = "process_cpu_seconds_total"
 	rssMetric      = "process_resident_memory_bytes"
+	pluginFailures = "snakepipe_plugin_failures_total"
 )
 
 // settle scrapes until the host has accounted for want events (written,
@@ -184,6 +185,7 @@ func hostReport(before, after *hostMetrics, sent uint64, latency bool) *HostRepo
 		RSSStartBytes:  before.sum(rssMetric),
 		RSSEndBytes:    after.sum(rssMetric),
 		EventsDropped:  map[string]float64{},
+		PluginFailures: after.sum(pluginFailures) - before.sum(pluginFailures),
 	}
 	b := before.dropped()
 	for k, v := range after.dropped() {
