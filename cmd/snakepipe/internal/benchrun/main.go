@@ -526,8 +526,12 @@ func printTable(w io.Writer, o options, rows []row, ratios []string, started tim
 	fmt.Fprintf(w, "Machine: %d cores (nproc), %s, %s %s/%s. Date: %s. Load average before/after: %s / %s.\n\n",
 		runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH,
 		started.UTC().Format("2006-01-02 15:04 UTC"), load0, loadAverage())
-	fmt.Fprintf(w, "Command: `make bench` (benchrun -duration %s -rounds %d -workers %d -batch %d -latency-rate %s -soak %s -python-workers %d); loadgen and host on the same machine.\n\n",
-		o.duration, o.rounds, o.workers, o.batch, fmt.Sprint(o.latencyRate), o.soak, o.pythonWorkers)
+	target := "make bench"
+	if o.only == "soak" {
+		target = "make soak"
+	}
+	fmt.Fprintf(w, "Command: `%s` (benchrun -only %s -duration %s -rounds %d -workers %d -batch %d -latency-rate %s -soak %s -soak-rate %s -python-workers %d); loadgen and host on the same machine.\n\n",
+		target, o.only, o.duration, o.rounds, o.workers, o.batch, fmt.Sprint(o.latencyRate), o.soak, fmt.Sprint(o.soakRate), o.pythonWorkers)
 	fmt.Fprintln(w, "| scenario | events/s through the pipeline | host CPU µs/event | load CPU µs/event | latency p50 / p99 / max | host RSS start → end | notes |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|---|---|---|")
 	for _, r := range rows {
