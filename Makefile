@@ -44,7 +44,7 @@ bench: $(BENCH_TARGETS) ## Benchmarks and load scenarios; see BENCHMARKS.md
 BENCH_GO_PATTERN ?= BenchmarkDecode|BenchmarkCheck$$|BenchmarkAppendJSON|BenchmarkGraph|BenchmarkWrite|BenchmarkFilterStage
 BENCH_GO_PKGS ?= ./ingest ./catalog ./pipeline ./sinks/filesink ./plugins
 bench-go:
-	$(GO) test -run '^$$' -bench '$(BENCH_GO_PATTERN)' -benchmem -benchtime 200x -count 1 $(BENCH_GO_PKGS)
+	$(GO) test -run '^$$' -bench '$(BENCH_GO_PATTERN)' -benchmem -benchtime 300ms -count 1 $(BENCH_GO_PKGS)
 
 plugins: $(PLUGIN_TARGETS) ## Build every example and fixture plugin from source
 
