@@ -137,7 +137,7 @@ func startProfiles(cpuFile, memFile string) (stop func() error, err error) {
 			return nil, fmt.Errorf("--cpuprofile: %w", err)
 		}
 		if err := pprof.StartCPUProfile(cpu); err != nil {
-			cpu.Close()
+			_ = cpu.Close()
 			return nil, fmt.Errorf("--cpuprofile: %w", err)
 		}
 	}
@@ -165,7 +165,7 @@ func writeHeapProfile(path string) error {
 		return err
 	}
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	return f.Close()

@@ -90,7 +90,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.keep {
 		fmt.Fprintln(os.Stderr, "benchrun: scratch directory", scratch)
 	} else {
-		defer os.RemoveAll(scratch)
+		defer func() { _ = os.RemoveAll(scratch) }()
 	}
 	only := map[string]bool{}
 	for _, s := range strings.Split(o.only, ",") {
@@ -152,7 +152,7 @@ func freePort() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String(), nil
 }
 
@@ -182,10 +182,10 @@ func (r *runner) startHost(ctx context.Context, scenario string) (*host, error) 
 	h.cmd.Env = append(os.Environ(), "SNAKEPIPE_SINKS__FILE__PATH="+filepath.Join(dir, "events.jsonl"))
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	if err := h.cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return nil, err
 	}
-	go func() { h.exited <- h.cmd.Wait(); logf.Close() }()
+	go func() { h.exited <- h.cmd.Wait(); _ = logf.Close() }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -195,7 +195,7 @@ func (r *runner) startHost(ctx context.Context, scenario string) (*host, error) 
 		}
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return h, nil
 			}
@@ -601,7 +601,7 @@ func cpuModel() string {
 	if err != nil {
 		return "unknown CPU"
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
