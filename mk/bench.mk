@@ -4,6 +4,7 @@
 # bin/bench-table.md). Shorter or longer runs:
 #   make bench BENCH_DURATION=5s BENCH_ROUNDS=1 BENCH_SOAK=0
 #   make soak                                   10 minutes, RSS sampled
+#   make bench-load BENCH_FLAGS="-profiles bin/profiles"   hosts' CPU profiles
 BENCH_DURATION ?= 10s
 BENCH_ROUNDS ?= 2
 BENCH_SOAK ?= 60s

@@ -51,6 +51,7 @@ type options struct {
 	pythonWorkers             int
 	latencyRate, soakRate     float64
 	keep                      bool
+	profiles                  string
 }
 
 func main() {
@@ -70,6 +71,7 @@ func main() {
 	flag.DurationVar(&o.soak, "soak", 60*time.Second, "length of the soak run (0 skips it)")
 	flag.Float64Var(&o.soakRate, "soak-rate", 100_000, "events/s of the soak run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (host logs, sink files)")
+	flag.StringVar(&o.profiles, "profiles", "", "write each host's CPU profile into this directory (NN-scenario.prof; go tool pprof -top bin/snakepipe FILE)")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
@@ -177,8 +179,14 @@ func (r *runner) startHost(ctx context.Context, scenario string) (*host, error) 
 	if err != nil {
 		return nil, err
 	}
-	h.cmd = exec.Command(r.o.bin, "run", "-c", filepath.Join(r.o.scenarios, scenario+".yaml"),
-		"--listen", ingest, "--admin", admin)
+	args := []string{"run", "-c", filepath.Join(r.o.scenarios, scenario+".yaml"), "--listen", ingest, "--admin", admin}
+	if r.o.profiles != "" {
+		if err := os.MkdirAll(r.o.profiles, 0o755); err != nil {
+			return nil, err
+		}
+		args = append(args, "--cpuprofile", filepath.Join(r.o.profiles, fmt.Sprintf("%02d-%s.prof", r.n, scenario)))
+	}
+	h.cmd = exec.Command(r.o.bin, args...)
 	h.cmd.Env = append(os.Environ(), "SNAKEPIPE_SINKS__FILE__PATH="+filepath.Join(dir, "events.jsonl"))
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	if err := h.cmd.Start(); err != nil {
