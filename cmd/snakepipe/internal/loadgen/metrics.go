@@ -145,10 +145,12 @@ const (
 )
 
 // settle scrapes until the host has accounted for want events (written,
-// rejected or dropped) or its counters stop moving, at most 15 s.
+// rejected or dropped) or its sink counter has not moved for a second (a
+// sink can stall for a few hundred ms on a slow disk), at most 15 s.
 func settle(ctx context.Context, admin, token string, before *hostMetrics, want float64) (*hostMetrics, error) {
 	deadline := time.Now().Add(15 * time.Second)
 	var last float64 = -1
+	still := 0 // consecutive scrapes without progress
 	for {
 		after, err := scrape(ctx, admin, token)
 		if err != nil {
@@ -161,7 +163,12 @@ func settle(ctx context.Context, admin, token string, before *hostMetrics, want 
 			dropped += v - before.dropped()[k]
 		}
 		done := written+rejected+dropped >= want
-		if done || written == last || time.Now().After(deadline) {
+		if written == last {
+			still++
+		} else {
+			still = 0
+		}
+		if done || still >= 4 || time.Now().After(deadline) {
 			return after, nil
 		}
 		last = written
