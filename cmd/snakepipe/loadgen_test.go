@@ -89,6 +89,22 @@ func TestLoadgenHumanReport(t *testing.T) {
 	}
 }
 
+// TestLoadgenProgress: --progress prints a progress line a second even
+// when stderr is not a terminal, as plain lines.
+func TestLoadgenProgress(t *testing.T) {
+	svc := startService(t, fileSinkConfig(t.TempDir(), ""))
+	defer func() { _ = svc.Shutdown(context.Background()) }()
+	// 250 events at 200/s: a little over a second.
+	code, _, stderr := runCLI(t, nil, "loadgen", "--target", svc.IngestAddr(), "--admin", "",
+		"--workers", "1", "--batch", "10", "--count", "250", "--rate", "200", "--progress")
+	if code != 0 {
+		t.Fatalf("loadgen exit %d\nstderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "s  sent ") || !strings.Contains(stderr, " ev/s  errors 0\n") || strings.Contains(stderr, "\r") {
+		t.Errorf("stderr lacks a plain progress line:\n%q", stderr)
+	}
+}
+
 func TestLoadgenFlags(t *testing.T) {
 	tests := []struct {
 		args   []string

@@ -206,10 +206,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	progressDone := make(chan struct{})
 	if o.Progress != nil {
-		go progress(done, start, &c, o.Progress)
+		go func() { defer close(progressDone); progress(done, start, &c, o.Progress) }()
+	} else {
+		close(progressDone)
 	}
 	<-done
+	<-progressDone // no Progress call runs once Run returns
 	elapsed := time.Since(start)
 	cpu := cpuSeconds() - cpu0
 
