@@ -147,6 +147,9 @@ type host struct {
 	ingest, admin string
 	log           string
 	exited        chan error
+	// sinkFiles, when set, is removed after the host stops: a full-speed
+	// run writes hundreds of MB (rotation bounds each host to ~600 MB).
+	sinkFiles string
 }
 
 func freePort() (string, error) {
@@ -175,6 +178,9 @@ func (r *runner) startHost(ctx context.Context, scenario string) (*host, error) 
 		return nil, err
 	}
 	h := &host{ingest: ingest, admin: admin, log: filepath.Join(dir, "host.log"), exited: make(chan error, 1)}
+	if !r.o.keep {
+		h.sinkFiles = filepath.Join(dir, "events.jsonl*")
+	}
 	logf, err := os.Create(h.log)
 	if err != nil {
 		return nil, err
@@ -229,6 +235,12 @@ func (h *host) stop() {
 	case <-time.After(30 * time.Second):
 		_ = h.cmd.Process.Kill()
 		<-h.exited
+	}
+	if h.sinkFiles != "" {
+		files, _ := filepath.Glob(h.sinkFiles)
+		for _, f := range files {
+			_ = os.Remove(f)
+		}
 	}
 }
 
