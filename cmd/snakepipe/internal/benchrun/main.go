@@ -139,8 +139,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 }
 
 // quiesce lets the disk catch up between scenarios: the full-speed runs
-// leave hundreds of MB of dirty pages, and their writeback stalled a later
-// fixed-rate run's file writes for seconds (p99 6 s in one run).
+// leave hundreds of MB of dirty pages. In one run the latency scenario
+// right after them stalled for seconds (p99 6 s) while the same scenario
+// alone a minute later had a p99 of 9 ms; writeback is the likely cause.
 func quiesce() {
 	syscall.Sync()
 	time.Sleep(2 * time.Second)
