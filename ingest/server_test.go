@@ -623,9 +623,10 @@ func TestConfigValidate(t *testing.T) {
 	cfg.MaxMessageBytes = 1 << 30
 	cfg.HelloTimeout = 0
 	cfg.MaxStreams = 0
+	cfg.StreamWindowBytes = 1000
 	cfg.Dial = []DialTarget{{Address: "127.0.0.1:1", WorkerID: "x"}, {Address: "127.0.0.1:2", WorkerID: "x"}, {Address: "h", WorkerID: ""}}
 	err := cfg.Validate()
-	for _, key := range []string{"ingest.listen", "ingest.max_message_bytes", "ingest.hello_timeout", "ingest.max_streams",
+	for _, key := range []string{"ingest.listen", "ingest.max_message_bytes", "ingest.hello_timeout", "ingest.max_streams", "ingest.stream_window_bytes",
 		"ingest.dial[1].worker_id", "ingest.dial[2].address", "ingest.dial[2].worker_id"} {
 		if err == nil || !strings.Contains(err.Error(), key+":") {
 			t.Errorf("Validate() = %v, want an error naming %s", err, key)

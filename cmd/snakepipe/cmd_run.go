@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -42,11 +44,15 @@ On SIGINT/SIGTERM snakepipe stops accepting, tells workers to go away,
 delivers everything already accepted to the sinks, flushes them and exits 0.
 A second signal exits at once.
 
+--cpuprofile and --memprofile write Go profiles of the run for
+'go tool pprof' (docs/operations.md, "Load testing").
+
 Examples:
   snakepipe run
   snakepipe run -c /etc/snakepipe/snakepipe.yaml
   snakepipe run --listen 0.0.0.0:7417 --log-level debug
   kill -HUP $(pidof snakepipe)        reload the config
+  snakepipe run -c snakepipe.yaml --cpuprofile host.prof
 `
 
 func runRun(ctx context.Context, c *cli, args []string) int {
@@ -54,9 +60,21 @@ func runRun(ctx context.Context, c *cli, args []string) int {
 	var cf configFlags
 	cf.register(fs, true)
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take before what is still queued is dropped (and counted)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (go tool pprof FILE)")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations since start, and what is live) to `FILE` on exit")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "snakepipe run: %v\n", err)
+		return 1
+	}
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			fmt.Fprintf(c.stderr, "snakepipe run: %v\n", err)
+		}
+	}()
 	out := pipeline.NewSyncWriter(c.stderr)
 	fac := builtinFactories(out, nil)
 	load := func() (*Config, error) {
@@ -150,4 +168,47 @@ func serveUntilSignal(ctx context.Context, c *cli, log hclog.Logger, sigs <-chan
 		return 1
 	}
 	return 0
+}
+
+// startProfiles starts a CPU profile into cpuFile (if set); the returned
+// stop ends it and writes a heap profile into memFile (if set).
+func startProfiles(cpuFile, memFile string) (stop func() error, err error) {
+	var cpu *os.File
+	if cpuFile != "" {
+		if cpu, err = os.Create(cpuFile); err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			_ = cpu.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
+	return func() error {
+		var errs []error
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			if err := cpu.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("--cpuprofile: %w", err))
+			}
+		}
+		if memFile != "" {
+			runtime.GC() // the live heap as of the end of the run
+			if err := writeHeapProfile(memFile); err != nil {
+				errs = append(errs, fmt.Errorf("--memprofile: %w", err))
+			}
+		}
+		return errors.Join(errs...)
+	}, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -32,6 +32,7 @@ var commands = []*command{
 	demoCommand,
 	ctlCommand,
 	pluginCommand,
+	loadgenCommand,
 	versionCommand,
 }
 

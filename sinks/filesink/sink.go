@@ -173,14 +173,45 @@ func (s *Sink) loop(tick <-chan time.Time, ticker *time.Ticker) {
 		case <-s.stop:
 			return
 		case <-tick:
-			s.mu.Lock()
-			if !s.closed {
-				// A failure is counted and remembered; the next Write
-				// returns it, so it is logged only when it starts.
-				_ = s.flushLocked(s.cfg.Fsync == FsyncInterval)
-			}
-			s.mu.Unlock()
+			s.timedFlush()
 		}
+	}
+}
+
+// timedFlush writes the buffer and, with fsync interval, syncs the file.
+// The fsync runs without the lock: it can take tens of milliseconds, and
+// Writes (which only buffer) must not wait for it, or every event arriving
+// meanwhile carries that wait in its latency. A rotation or reopen during
+// the fsync closes the file; dirty stays set until the fsync is known to
+// cover everything written, so a rotation still syncs the file itself, and
+// an error from the file it closed is then not a failure.
+func (s *Sink) timedFlush() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	// A failure is counted and remembered; the next Write returns it, so
+	// it is logged only when it starts.
+	err := s.flushLocked(false)
+	f, size := s.f, s.size
+	syncNow := err == nil && s.cfg.Fsync == FsyncInterval && s.dirty && f != nil
+	s.mu.Unlock()
+	if !syncNow {
+		return
+	}
+	serr := f.Sync()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case f != s.f:
+		// Rotated meanwhile (rotation synced the file it closed), or
+		// reopened (the old file was removed or moved away).
+	case serr != nil:
+		s.errSync.Inc()
+		s.noteErr(fmt.Errorf("fsync %s: %w", s.cfg.Path, serr))
+	case s.size == size: // nothing written during the fsync
+		s.dirty = false
 	}
 }
 
@@ -289,6 +320,13 @@ func (s *Sink) flushLocked(doSync bool) error {
 			s.dirty = false
 		}
 	}
+	s.noteErr(err)
+	return err
+}
+
+// noteErr remembers the outcome of a flush, logging when failures start
+// and end.
+func (s *Sink) noteErr(err error) {
 	switch {
 	case err != nil && s.lastErr == nil:
 		s.logger.Warn("file sink failing; will reopen and retry", "sink", s.id, "path", s.cfg.Path, "error", err)
@@ -296,7 +334,6 @@ func (s *Sink) flushLocked(doSync bool) error {
 		s.logger.Info("file sink recovered", "sink", s.id, "path", s.cfg.Path)
 	}
 	s.lastErr = err
-	return err
 }
 
 func (s *Sink) writeBuffered() error {

@@ -341,6 +341,10 @@ type faultyFile struct {
 	syncs  *int
 	// truncFails is how many Truncate calls fail (EIO) before they work.
 	truncFails *int
+	// syncGate, when set, holds every Sync until it is closed (a slow
+	// disk); syncing is told when a Sync starts waiting.
+	syncGate *chan struct{}
+	syncing  *chan struct{}
 }
 
 func (f faultyFile) Write(p []byte) (int, error) {
@@ -360,7 +364,12 @@ func (f faultyFile) Write(p []byte) (int, error) {
 func (f faultyFile) Sync() error {
 	f.mu.Lock()
 	*f.syncs++
+	gate, syncing := *f.syncGate, *f.syncing
 	f.mu.Unlock()
+	if gate != nil {
+		syncing <- struct{}{}
+		<-gate
+	}
 	return f.File.Sync()
 }
 
@@ -382,6 +391,8 @@ type faults struct {
 	budget     int
 	syncs      int
 	truncFails int
+	syncGate   chan struct{}
+	syncing    chan struct{}
 }
 
 func (fl *faults) set(budget int) {
@@ -402,7 +413,8 @@ func inject(s *Sink, fl *faults) {
 		if err != nil {
 			return nil, err
 		}
-		return faultyFile{File: f, mu: &fl.mu, budget: &fl.budget, syncs: &fl.syncs, truncFails: &fl.truncFails}, nil
+		return faultyFile{File: f, mu: &fl.mu, budget: &fl.budget, syncs: &fl.syncs, truncFails: &fl.truncFails,
+			syncGate: &fl.syncGate, syncing: &fl.syncing}, nil
 	}
 }
 
@@ -573,6 +585,51 @@ func TestTimedFlushAndFsyncPolicy(t *testing.T) {
 				t.Errorf("fsyncs after Shutdown = %d, want %d", n, tt.afterShutdown)
 			}
 		})
+	}
+}
+
+// TestWriteDoesNotWaitForTimedFsync: with fsync interval, a Write arriving
+// while the timed fsync runs buffers its batch without waiting for the
+// disk; the next flush writes it and the shutdown syncs it.
+func TestWriteDoesNotWaitForTimedFsync(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Path = filepath.Join(t.TempDir(), "events.jsonl")
+	cfg.FlushInterval, cfg.Fsync = time.Hour, FsyncInterval
+	s, _ := newSink(t, cfg)
+	fl := &faults{budget: -1, syncGate: make(chan struct{}), syncing: make(chan struct{}, 1)}
+	inject(s, fl)
+	tick := make(chan time.Time)
+	if err := s.start(context.Background(), tick); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), sinktest.Batch("a", 2)); err != nil {
+		t.Fatal(err)
+	}
+	tick <- time.Time{}
+	<-fl.syncing // the timed flush wrote "a" and its fsync is now stuck on the disk
+	wrote := make(chan error, 1)
+	go func() { wrote <- s.Write(context.Background(), sinktest.Batch("b", 3)) }()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second): // only keeps a broken sink from hanging the test
+		close(fl.syncGate)
+		t.Fatal("Write waited for the timed fsync")
+	}
+	fl.mu.Lock()
+	close(fl.syncGate)
+	fl.syncGate = nil
+	fl.mu.Unlock()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readEvents(t, cfg.Path)); n != 5 {
+		t.Errorf("%d events in the file, want 5", n)
+	}
+	if n := fl.syncCount(); n != 2 {
+		t.Errorf("%d fsyncs, want 2 (the timed one, and at shutdown for what came during it)", n)
 	}
 }
 

@@ -72,13 +72,15 @@ type frame struct {
 	events int
 }
 
-// stampTime overwrites every event timestamp with ns. Timestamps are written
-// as 9-byte varints (every Unix-ns time from 2002 to 2262 is one), so the
-// length never changes.
-func (f *frame) stampTime(ns int64) {
+// stamped returns a copy of the frame with every event timestamp set to ns.
+// Timestamps are written as 9-byte varints (every Unix-ns time from 2002 to
+// 2262 is one), so the length never changes.
+func (f *frame) stamped(ns int64) []byte {
+	b := append([]byte(nil), f.buf...)
 	for _, off := range f.tsOffs {
-		putVarint9(f.buf[off:off+9], uint64(ns))
+		putVarint9(b[off:off+9], uint64(ns))
 	}
+	return b
 }
 
 func putVarint9(dst []byte, v uint64) {

@@ -92,6 +92,13 @@ type HostReport struct {
 	LatencyP99Ms         float64            `json:"latency_p99_ms,omitempty"`
 	LatencyMaxBucketMs   float64            `json:"latency_max_bucket_ms,omitempty"`
 	LatencyObservations  float64            `json:"latency_observations,omitempty"`
+	// DrainSeconds is how long after the last send the host took to account
+	// for every event (measured by polling /metrics every 250 ms).
+	DrainSeconds float64 `json:"drain_seconds"`
+	// PluginFailures counts Wasm batches that failed (trap, timeout, ...):
+	// their events took the stage's on_error path instead of the plugin.
+	PluginFailures         float64 `json:"plugin_failures"`
+	EventsWrittenPerSecond float64 `json:"events_written_per_second"`
 }
 
 // rawCodec sends pre-encoded frames as they are and decodes control frames
@@ -199,10 +206,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	progressDone := make(chan struct{})
 	if o.Progress != nil {
-		go progress(done, start, &c, o.Progress)
+		go func() { defer close(progressDone); progress(done, start, &c, o.Progress) }()
+	} else {
+		close(progressDone)
 	}
 	<-done
+	<-progressDone // no Progress call runs once Run returns
 	elapsed := time.Since(start)
 	cpu := cpuSeconds() - cpu0
 
@@ -220,11 +231,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if before != nil {
 		// Give the host a moment to drain what is in flight to the sinks.
-		after, err := settle(ctx, o.Admin, o.AdminToken, before, r.EventsSent)
+		// Each stream also makes two host events (worker connected and
+		// disconnected) that go through the pipelines like worker events.
+		after, err := settle(ctx, o.Admin, o.AdminToken, before, float64(r.EventsSent)+2*float64(o.Workers))
 		if err != nil {
 			return r, fmt.Errorf("loadgen: admin metrics: %w", err)
 		}
-		r.Host = hostReport(before, after, r.EventsSent)
+		r.Host = hostReport(before, after, r.EventsSent, o.Latency)
+		// What the sinks sustained: events written over the whole time the
+		// host was busy with the run (sending, then draining its queues).
+		r.Host.DrainSeconds = time.Since(start).Seconds() - elapsed.Seconds()
+		r.Host.EventsWrittenPerSecond = r.Host.EventsWritten / time.Since(start).Seconds()
 	}
 	return r, nil
 }
@@ -300,8 +317,18 @@ func runWorker(ctx context.Context, conn *grpc.ClientConn, o Options, w int, rat
 		if ctx.Err() != nil {
 			break
 		}
-		if o.Count > 0 && budget.Add(-int64(o.Batch)) < 0 {
-			break
+		f := frames[i%len(frames)]
+		last := false
+		if o.Count > 0 {
+			left := budget.Add(-int64(o.Batch))
+			if left <= -int64(o.Batch) {
+				break
+			}
+			if left < 0 {
+				// The run's last, partial batch: exactly Count events in all.
+				f = buildFrame(rng, o.Batch+int(left), uint64(framesPerWorker+1), time.Now().UnixNano())
+				last = true
+			}
 		}
 		if interval > 0 {
 			next = next.Add(interval)
@@ -315,17 +342,23 @@ func runWorker(ctx context.Context, conn *grpc.ClientConn, o Options, w int, rat
 				}
 			}
 		}
-		f := frames[i%len(frames)]
+		buf := f.buf
 		if o.Latency {
-			f.stampTime(time.Now().UnixNano())
+			// gRPC may still hold an earlier send of this frame's bytes in
+			// its write queue, so stamp a copy (latency runs are at a fixed,
+			// modest rate: the copy costs nothing that matters).
+			buf = f.stamped(time.Now().UnixNano())
 		}
-		if err := stream.SendMsg(&f.buf); err != nil {
+		if err := stream.SendMsg(&buf); err != nil {
 			c.fail(err)
 			return
 		}
 		c.events.Add(uint64(f.events))
 		c.frames.Add(1)
-		c.bytes.Add(uint64(len(f.buf)))
+		c.bytes.Add(uint64(len(buf)))
+		if last {
+			break
+		}
 	}
 	// Half-close and wait for the host to end the stream, so every frame we
 	// sent has been received before the report is made.

@@ -141,13 +141,16 @@ const (
 	latencyMetric  = "snakepipe_sink_event_latency_seconds"
 	cpuMetric      = "process_cpu_seconds_total"
 	rssMetric      = "process_resident_memory_bytes"
+	pluginFailures = "snakepipe_plugin_failures_total"
 )
 
-// settle scrapes until the host has accounted for every event sent (written,
-// rejected or dropped) or its counters stop moving, at most 15 s.
-func settle(ctx context.Context, admin, token string, before *hostMetrics, sent uint64) (*hostMetrics, error) {
+// settle scrapes until the host has accounted for want events (written,
+// rejected or dropped) or its sink counter has not moved for a second (a
+// sink can stall for a few hundred ms on a slow disk), at most 15 s.
+func settle(ctx context.Context, admin, token string, before *hostMetrics, want float64) (*hostMetrics, error) {
 	deadline := time.Now().Add(15 * time.Second)
 	var last float64 = -1
+	still := 0 // consecutive scrapes without progress
 	for {
 		after, err := scrape(ctx, admin, token)
 		if err != nil {
@@ -159,8 +162,13 @@ func settle(ctx context.Context, admin, token string, before *hostMetrics, sent 
 		for k, v := range after.dropped() {
 			dropped += v - before.dropped()[k]
 		}
-		done := written+rejected+dropped >= float64(sent)
-		if done || written == last || time.Now().After(deadline) {
+		done := written+rejected+dropped >= want
+		if written == last {
+			still++
+		} else {
+			still = 0
+		}
+		if done || still >= 4 || time.Now().After(deadline) {
 			return after, nil
 		}
 		last = written
@@ -172,7 +180,10 @@ func settle(ctx context.Context, admin, token string, before *hostMetrics, sent 
 	}
 }
 
-func hostReport(before, after *hostMetrics, sent uint64) *HostReport {
+// hostReport compares two scrapes. Latency figures are only meaningful when
+// the events carried their send time (latency mode): otherwise their
+// timestamps are when the frames were built.
+func hostReport(before, after *hostMetrics, sent uint64, latency bool) *HostReport {
 	r := &HostReport{
 		EventsReceived: after.sum(receivedMetric) - before.sum(receivedMetric),
 		EventsRejected: after.sum(rejectedMetric) - before.sum(rejectedMetric),
@@ -181,6 +192,7 @@ func hostReport(before, after *hostMetrics, sent uint64) *HostReport {
 		RSSStartBytes:  before.sum(rssMetric),
 		RSSEndBytes:    after.sum(rssMetric),
 		EventsDropped:  map[string]float64{},
+		PluginFailures: after.sum(pluginFailures) - before.sum(pluginFailures),
 	}
 	b := before.dropped()
 	for k, v := range after.dropped() {
@@ -191,12 +203,33 @@ func hostReport(before, after *hostMetrics, sent uint64) *HostReport {
 	if sent > 0 {
 		r.CPUSecondsPerMillion = r.CPUSeconds / float64(sent) * 1e6
 	}
-	lat := after.latency().Sub(before.latency())
-	if lat.Count > 0 {
+	if lat := after.latency().Sub(before.latency()); latency && lat.Count > 0 {
 		r.LatencyObservations = float64(lat.Count)
 		r.LatencyP50Ms = lat.Quantile(0.50) * 1e3
 		r.LatencyP99Ms = lat.Quantile(0.99) * 1e3
 		r.LatencyMaxBucketMs = lat.Quantile(1) * 1e3
 	}
 	return r
+}
+
+// HostSnapshot is one reading of a host's /metrics, for callers (the bench
+// runner) that watch a host while something other than Run loads it.
+type HostSnapshot struct{ m *hostMetrics }
+
+// ReadHost scrapes the admin listener's /metrics.
+func ReadHost(ctx context.Context, admin, token string) (HostSnapshot, error) {
+	m, err := scrape(ctx, admin, token)
+	return HostSnapshot{m}, err
+}
+
+// RSSBytes is the host's resident memory (process_resident_memory_bytes).
+func (s HostSnapshot) RSSBytes() float64 { return s.m.sum(rssMetric) }
+
+// EventsReceived is the host's ingest counter of accepted worker events.
+func (s HostSnapshot) EventsReceived() float64 { return s.m.sum(receivedMetric) }
+
+// CompareHost reports what the host did between two snapshots; sent is what
+// the caller sent (the per-million figures are per event sent).
+func CompareHost(before, after HostSnapshot, sent uint64) *HostReport {
+	return hostReport(before.m, after.m, sent, false)
 }
