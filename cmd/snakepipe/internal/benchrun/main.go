@@ -216,7 +216,7 @@ func (r *runner) startHost(ctx context.Context, scenario string) (*host, error) 
 	for {
 		select {
 		case err := <-h.exited:
-			return nil, fmt.Errorf("%s host exited before it was ready (%v); log:\n%s", scenario, err, tail(h.log))
+			return nil, fmt.Errorf("%s host exited before it was ready (%w); log:\n%s", scenario, err, tail(h.log))
 		default:
 		}
 		resp, err := http.Get("http://" + admin + "/readyz")
@@ -243,10 +243,12 @@ func (r *runner) startHost(ctx context.Context, scenario string) (*host, error) 
 func (h *host) stop() {
 	_ = h.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-h.exited:
+	case err := <-h.exited:
+		_ = err // the exit status of a SIGTERMed host says nothing more
 	case <-time.After(30 * time.Second):
 		_ = h.cmd.Process.Kill()
-		<-h.exited
+		err := <-h.exited
+		_ = err // killed: the status is "killed"
 	}
 	if h.sinkFiles != "" {
 		files, _ := filepath.Glob(h.sinkFiles)
@@ -274,19 +276,21 @@ func (r *runner) loadgen(ctx context.Context, h *host, args ...string) (*loadgen
 	err := cmd.Run()
 	var rep loadgen.Report
 	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
-		return nil, fmt.Errorf("loadgen %v: %v (%w)\n%s", args, jerr, err, stderr.String())
+		return nil, fmt.Errorf("loadgen %v: reading its report: %w (exit: %v)\n%s", args, jerr, err, stderr.String())
 	}
-	if err != nil || rep.Host == nil {
-		return nil, fmt.Errorf("loadgen %v: %v\n%s", args, err, stderr.String())
+	if err != nil {
+		return nil, fmt.Errorf("loadgen %v: %w\n%s", args, err, stderr.String())
+	}
+	if rep.Host == nil {
+		return nil, fmt.Errorf("loadgen %v: the report has no host figures (admin %s unreachable?)\n%s", args, h.admin, stderr.String())
 	}
 	return &rep, nil
 }
 
 // throughputResult is one full-speed run.
 type throughputResult struct {
-	rate   float64 // events through the pipeline per second (received over run + drain)
-	rep    *loadgen.Report
-	rssMax float64
+	rate float64 // events through the pipeline per second (received over run + drain)
+	rep  *loadgen.Report
 }
 
 func passRate(rep *loadgen.Report) float64 {
@@ -466,10 +470,9 @@ func (r *runner) pythonWorkers(ctx context.Context) (row, error) {
 	if err := errors.Join(errs...); err != nil {
 		return row{}, err
 	}
-	var emitted, cpu, perProc []float64
+	var cpu, perProc []float64
 	total := 0.0
 	for _, x := range results {
-		emitted = append(emitted, x.Emitted)
 		cpu = append(cpu, x.CPUSeconds)
 		perProc = append(perProc, x.Emitted/x.WallSeconds)
 		total += x.Emitted
