@@ -276,7 +276,7 @@ func (r *runner) loadgen(ctx context.Context, h *host, args ...string) (*loadgen
 	err := cmd.Run()
 	var rep loadgen.Report
 	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
-		return nil, fmt.Errorf("loadgen %v: reading its report: %w (exit: %v)\n%s", args, jerr, err, stderr.String())
+		return nil, errors.Join(fmt.Errorf("loadgen %v: reading its report: %w\n%s", args, jerr, stderr.String()), err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loadgen %v: %w\n%s", args, err, stderr.String())
