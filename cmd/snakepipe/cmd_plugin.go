@@ -267,28 +267,6 @@ func parsePluginFlags(c *cli, fs *flag.FlagSet, args []string) (string, int, boo
 	return "", 2, false
 }
 
-// parseFlagsAllowArgs is parseFlags without the "no positional arguments"
-// rule.
-func parseFlagsAllowArgs(c *cli, fs *flag.FlagSet, args []string) (int, bool) {
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "-h" || a == "-help" || a == "--help" {
-			fs.SetOutput(c.stdout)
-			fs.Usage()
-			return 0, false
-		}
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0, false
-		}
-		return 2, false
-	}
-	return 0, true
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -130,6 +130,19 @@ func newFlagSet(c *cli, name, help string) *flag.FlagSet {
 // should stop: 0 after --help (usage on stdout), 2 after a bad flag
 // (reported on stderr).
 func parseFlags(c *cli, fs *flag.FlagSet, args []string) (int, bool) {
+	if code, ok := parseFlagsAllowArgs(c, fs, args); !ok {
+		return code, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
+}
+
+// parseFlagsAllowArgs is parseFlags without the "no positional arguments"
+// rule: the command reads fs.Args() itself.
+func parseFlagsAllowArgs(c *cli, fs *flag.FlagSet, args []string) (int, bool) {
 	for _, a := range args {
 		if a == "--" {
 			break
@@ -143,16 +156,12 @@ func parseFlags(c *cli, fs *flag.FlagSet, args []string) (int, bool) {
 	err := fs.Parse(args)
 	switch {
 	case err == nil:
+		return 0, true
 	case errors.Is(err, flag.ErrHelp):
 		return 0, false
 	default:
 		return 2, false
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return 2, false
-	}
-	return 0, true
 }
 
 func main() {
