@@ -426,13 +426,21 @@ func (h *Host) Reload(ctx context.Context, name string) (Version, error) {
 		v    Version
 		errs []error
 	)
+	reloaded := 0
 	for _, s := range stages {
 		sv, err := s.Reload(ctx)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrStageClosed):
+			// Shut down since the list was copied (a config reload replaced it).
+		case err != nil:
 			errs = append(errs, err)
-			continue
+		default:
+			v = sv
+			reloaded++
 		}
-		v = sv
+	}
+	if reloaded == 0 && len(errs) == 0 {
+		return Version{}, fmt.Errorf("%w %q", ErrUnknownPlugin, name)
 	}
 	return v, errors.Join(errs...)
 }

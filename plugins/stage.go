@@ -104,6 +104,7 @@ type Stage struct {
 	cur      atomic.Pointer[version]
 	swapMu   sync.Mutex
 	seq      uint64 // under swapMu
+	closed   bool   // under swapMu: Shutdown ran; no more versions
 	lastFail atomic.Int64
 	shutOnce sync.Once
 }
@@ -180,6 +181,7 @@ func (s *Stage) Shutdown(context.Context) error {
 	s.shutOnce.Do(func() {
 		s.host.unregister(s, s.pages)
 		s.swapMu.Lock()
+		s.closed = true // a reload racing the shutdown must not bring a version back
 		s.retireCurrent()
 		s.swapMu.Unlock()
 	})
@@ -235,6 +237,11 @@ func readModule(path string, max int) ([]byte, error) {
 func (s *Stage) load(ctx context.Context, bin []byte) (Version, error) {
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
+	if s.closed {
+		// A plugin reload (ctl, file watch) that copied the stage list
+		// before a config reload shut this stage down.
+		return Version{}, fmt.Errorf("plugin %s: %w", s.name, ErrStageClosed)
+	}
 	info, err := s.prepare(ctx, bin)
 	if err != nil {
 		s.m.reloadFailed.Inc()

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -252,5 +253,29 @@ func TestWatchReloadsOnRename(t *testing.T) {
 	v, err := h.Reload(context.Background(), "wasm/test")
 	if err != nil || v.Seq != 4 {
 		t.Fatalf("host reload: %+v %v", v, err)
+	}
+}
+
+// A plugin reload (ctl, file watch) works on a copy of the stage list; a
+// config reload may shut a stage down meanwhile. Reloading a shut-down
+// stage must not bring a version back (nothing would ever retire it), and
+// Host.Reload skips such a stage.
+func TestReloadAfterShutdown(t *testing.T) {
+	h := newTestHost(t)
+	s := mustStage(t, h, cfgFor(td("filter.wasm")), stageOpts{})
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reload(context.Background()); !errors.Is(err, ErrStageClosed) {
+		t.Errorf("Reload after Shutdown: %v, want ErrStageClosed", err)
+	}
+	if v, ok := s.Current(); ok {
+		t.Errorf("a shut-down stage has a live version again: %+v", v)
+	}
+	h.mu.Lock()
+	mods := len(h.modules)
+	h.mu.Unlock()
+	if mods != 0 {
+		t.Errorf("host still holds %d compiled modules", mods)
 	}
 }
