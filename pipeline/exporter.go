@@ -283,18 +283,23 @@ func (e *Exporter) Start(ctx context.Context) error {
 		return fmt.Errorf("sink %s: start: %w", e.set.ID, err)
 	}
 	e.started = true
-	// Registered on Start, not in NewExporter: an exporter built by a
-	// config reload that then fails must not take the running one's gauges.
-	m, lbl := e.set.Metrics, L("sink", e.set.ID.String())
-	m.GaugeFunc("snakepipe_sink_queue_events", "Events waiting in the sink's queue.",
-		func() float64 { _, ev, _ := e.queue.Len(); return float64(ev) }, lbl...)
-	m.GaugeFunc("snakepipe_sink_queue_bytes", "Approximate bytes waiting in the sink's queue.",
-		func() float64 { _, _, by := e.queue.Len(); return float64(by) }, lbl...)
 	for i := 0; i < e.cfg.Workers; i++ {
 		e.wg.Add(1)
 		go e.worker()
 	}
 	return nil
+}
+
+// registerGauges points the sink queue gauges at this exporter's queue.
+// The graph calls it once every component has started, not NewExporter or
+// Start: an exporter built by a config reload whose graph then fails to
+// start must not take the running exporter's gauges over.
+func (e *Exporter) registerGauges() {
+	m, lbl := e.set.Metrics, L("sink", e.set.ID.String())
+	m.GaugeFunc("snakepipe_sink_queue_events", "Events waiting in the sink's queue.",
+		func() float64 { _, ev, _ := e.queue.Len(); return float64(ev) }, lbl...)
+	m.GaugeFunc("snakepipe_sink_queue_bytes", "Approximate bytes waiting in the sink's queue.",
+		func() float64 { _, _, by := e.queue.Len(); return float64(by) }, lbl...)
 }
 
 // Write queues a copy of b for delivery. It returns nil when the batch was

@@ -133,6 +133,7 @@ func TestExporterRetriesTransientThenDeliversOnce(t *testing.T) {
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	e.registerGauges() // what Graph.Start does once everything has started
 	b := testBatch(5)
 	if err := e.Write(context.Background(), b); err != nil {
 		t.Fatal(err)

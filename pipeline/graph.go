@@ -313,9 +313,21 @@ func (g *Graph) Start(ctx context.Context) error {
 		}
 		p.registerQueueGauges()
 	}
+	// Only now that nothing can fail: see gaugeRegisterer.
+	for _, s := range g.sinks {
+		if r, ok := s.sink.(gaugeRegisterer); ok {
+			r.registerGauges()
+		}
+	}
 	g.state = stateRunning
 	return nil
 }
+
+// gaugeRegisterer is a sink whose gauges read its own state (the
+// Exporter's queue depths). Graph.Start registers them after every
+// component has started: a graph built by a config reload that fails to
+// start must not take over the gauges of the graph still running.
+type gaugeRegisterer interface{ registerGauges() }
 
 // registerQueueGauges points the pipeline's queue gauges at its queue. It
 // runs on Start, not in NewGraph: a graph built by a config reload that then

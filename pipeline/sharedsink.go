@@ -91,6 +91,14 @@ func (h *sinkHandle) Start(ctx context.Context) error { return h.shared.start(ct
 
 func (h *sinkHandle) Write(ctx context.Context, b *Batch) error { return h.shared.sink.Write(ctx, b) }
 
+// registerGauges forwards to the shared sink (an Exporter registers its
+// queue gauges; registering the same exporter again is harmless).
+func (h *sinkHandle) registerGauges() {
+	if g, ok := h.shared.sink.(gaugeRegisterer); ok {
+		g.registerGauges()
+	}
+}
+
 // Shutdown releases this handle once; the last release shuts the sink down.
 func (h *sinkHandle) Shutdown(ctx context.Context) error {
 	h.once.Do(func() { h.shutdown = h.shared.release(ctx) })
