@@ -336,8 +336,8 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	<-code // the hung shutdown returns once released
 }
 
-// TestCLIValidatePlugins: validate loads each wasm stage's module and says,
-// under the stage's key, why `run` would refuse it.
+// TestCLIValidatePlugins: validate loads each wasm stage as run does and
+// says, under the stage's key, why run would refuse it.
 func TestCLIValidatePlugins(t *testing.T) {
 	fixture := func(name string) string {
 		p, err := filepath.Abs(filepath.Join("..", "..", "plugins", "testdata", name))
@@ -349,30 +349,38 @@ func TestCLIValidatePlugins(t *testing.T) {
 	tests := []struct {
 		name   string
 		path   string
-		kind   string
+		stage  string // more keys of the stage, YAML lines
 		extra  []string
 		code   int
 		stderr []string
 	}{
 		{name: "loadable filter", path: fixture("filter.wasm"), code: 0},
-		{name: "kind matches", path: fixture("enrich.wasm"), kind: "enrich", code: 0},
+		{name: "kind matches", path: fixture("enrich.wasm"), stage: "kind: enrich", code: 0},
 		{name: "missing file", path: fixture("nope.wasm"), code: 1,
-			stderr: []string{"  stages.wasm/x.path: ", "nope.wasm: no such file or directory"}},
+			stderr: []string{"  stages.wasm/x: ", "nope.wasm: no such file or directory"}},
 		{name: "not wasm", path: fixture("notwasm.wasm"), code: 1,
-			stderr: []string{"  stages.wasm/x.path: ", "Wasm magic"}},
+			stderr: []string{"  stages.wasm/x: ", "Wasm magic"}},
 		{name: "forbidden import", path: fixture("forbidden.wasm"), code: 1,
-			stderr: []string{"  stages.wasm/x.path: ", "import"}},
+			stderr: []string{"  stages.wasm/x: ", "forbidden import"}},
 		{name: "wrong ABI version", path: fixture("wrongabi.wasm"), code: 1,
-			stderr: []string{"  stages.wasm/x.path: ", "ABI"}},
-		{name: "wrong kind", path: fixture("filter.wasm"), kind: "enrich", code: 1,
-			stderr: []string{"  stages.wasm/x.kind: ", "cannot run as kind enrich: it serves [filter]"}},
+			stderr: []string{"  stages.wasm/x: ", "unsupported ABI version"}},
+		{name: "wrong kind", path: fixture("filter.wasm"), stage: "kind: enrich", code: 1,
+			stderr: []string{"  stages.wasm/x: ", "kind enrich configured but the module does not export snk_enrich"}},
+		{name: "both kinds, none set", path: fixture("swap_even.wasm"), code: 1,
+			stderr: []string{"  stages.wasm/x: ", "set kind"}},
+		// The stage's own memory limit counts, not plugins.memory_limit_pages.
+		{name: "stage memory limit allows a big module", path: fixture("bigmem.wasm"), stage: "memory_limit_pages: 512", code: 0},
+		{name: "stage memory limit too small", path: fixture("filter.wasm"), stage: "memory_limit_pages: 1", code: 1,
+			stderr: []string{"  stages.wasm/x: ", "over memory_limit_pages 1"}},
+		{name: "config refused by snk_init", path: fixture("filter.wasm"), stage: `config: {min_duration_ns: "soon"}`, code: 1,
+			stderr: []string{"  stages.wasm/x: ", "the plugin refused its config"}},
 		{name: "no-plugins skips the files", path: fixture("nope.wasm"), extra: []string{"--no-plugins"}, code: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := fmt.Sprintf("stages:\n  wasm/x:\n    path: %q\n", tt.path)
-			if tt.kind != "" {
-				cfg += fmt.Sprintf("    kind: %s\n", tt.kind)
+			if tt.stage != "" {
+				cfg += "    " + tt.stage + "\n"
 			}
 			cfg += "sinks:\n  stderr: {}\npipelines:\n  default:\n    stages: [wasm/x]\n    sinks: [stderr]\n"
 			file := filepath.Join(t.TempDir(), "wasm.yaml")

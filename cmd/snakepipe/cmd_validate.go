@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 
 	"github.com/snakepipe/snakepipe/pipeline"
@@ -23,9 +22,9 @@ Usage: snakepipe validate [-c FILE]
 
 Checks a config file (with SNAKEPIPE_ environment overrides applied) without
 starting anything: every key is known, every value is in range, every id a
-pipeline names is configured, and every wasm stage's .wasm file loads (it
-is read, compiled and checked as "snakepipe plugin inspect" does, and its
-kind matches the stage's). Prints "valid" and exits 0, or prints every
+pipeline names is configured, and every wasm stage loads as run would
+load it (the module's checks, its kind, the stage's memory limit, snk_init
+with the stage's config, the self-test). Prints "valid" and exits 0, or prints every
 problem, one per line with its key path, and exits 1:
 
   snakepipe: snakepipe.yaml has 3 problems:
@@ -63,10 +62,13 @@ func runValidate(ctx context.Context, c *cli, args []string) int {
 	return 0
 }
 
-// checkPluginFiles loads every wasm stage's module the way `run` would (with
-// the config's plugins limits, without the disk cache) and reports, under
-// the stage's key, why one would be refused. `run` would refuse to start on
-// the same problems; validate finds them without starting anything.
+// checkPluginFiles loads every wasm stage the way `run` does — the same
+// plugins.NewStage on one host with the config's plugins limits (without
+// the disk cache): compile, imports, exports, ABI version, kind, the
+// stage's memory limit and the host's total, snk_init with the stage's
+// config, the self-test batch — and reports why one would be refused,
+// under the stage's key. Sharing run's code path keeps the two from
+// disagreeing.
 func checkPluginFiles(ctx context.Context, cfg *Config) error {
 	var ids []pipeline.ComponentID
 	for id, sc := range cfg.Stages {
@@ -84,25 +86,18 @@ func checkPluginFiles(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return fmt.Errorf("plugins: %w", err)
 	}
-	var errs []error
+	var errs, stops []error
+	var stages []*plugins.Stage
 	for _, id := range ids {
-		pc := cfg.Stages[id].(*plugins.Config)
-		key := "stages." + id.String() + ".path"
-		info, err := host.Inspect(ctx, pc.Path)
+		st, err := plugins.NewStage(ctx, host, pipeline.Settings{ID: id}, cfg.Stages[id].(*plugins.Config), nil, nil)
 		if err != nil {
-			errs = append(errs, &ConfigError{Key: key, Msg: err.Error()})
+			errs = append(errs, &ConfigError{Key: "stages." + id.String(), Msg: err.Error()})
 			continue
 		}
-		for _, p := range info.Problems {
-			errs = append(errs, &ConfigError{Key: key, Msg: fmt.Sprintf("%s: %s", pc.Path, p)})
-		}
-		if len(info.Problems) > 0 || pc.Kind == "" {
-			continue
-		}
-		if k, err := plugins.ParseKind(pc.Kind); err == nil && k != plugins.KindAuto && !slices.Contains(info.Kinds, k) {
-			errs = append(errs, &ConfigError{Key: "stages." + id.String() + ".kind",
-				Msg: fmt.Sprintf("%s cannot run as kind %s: it serves %v", pc.Path, k, info.Kinds)})
-		}
+		stages = append(stages, st) // kept until the end: the host's memory total counts every stage
 	}
-	return errors.Join(append(errs, host.Close(ctx))...)
+	for _, st := range stages {
+		stops = append(stops, st.Shutdown(ctx))
+	}
+	return errors.Join(append(append(errs, stops...), host.Close(ctx))...)
 }
