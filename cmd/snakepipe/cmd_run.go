@@ -109,7 +109,8 @@ func runRun(ctx context.Context, c *cli, args []string) int {
 	sigs, stop := c.signals()
 	defer stop()
 	svc, err := NewService(ctx, cfg, ServiceOptions{Logger: log, Stderr: out,
-		ApplyRuntime: func(rc RuntimeConfig) { applyGoRuntime(rc, c.environ, log) }})
+		ApplyRuntime: func(rc RuntimeConfig) { applyGoRuntime(rc, c.environ, log) },
+		DrainTimeout: *grace})
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return 1

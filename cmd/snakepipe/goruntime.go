@@ -54,9 +54,9 @@ func (c RuntimeConfig) Validate() error {
 // already set GOGC or GOMEMLIMIT: the Go runtime read those at start, and
 // an operator who set them means them.
 func applyGoRuntime(c RuntimeConfig, environ []string, log hclog.Logger) {
-	env := func(name string) bool {
+	env := func(name string) bool { // set and not empty, as the Go runtime reads it
 		for _, kv := range environ {
-			if strings.HasPrefix(kv, name+"=") {
+			if v, ok := strings.CutPrefix(kv, name+"="); ok && v != "" {
 				return true
 			}
 		}

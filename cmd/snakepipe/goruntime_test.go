@@ -68,6 +68,11 @@ func TestApplyGoRuntime(t *testing.T) {
 	if p, l := current(); p != 200 || l != math.MaxInt64 {
 		t.Errorf("after apply without a limit: GOGC %d, limit %d; want 200, no limit", p, l)
 	}
+	applyGoRuntime(RuntimeConfig{GCPercent: 300}, []string{"GOGC="}, log) // empty: unset, as Go reads it
+	if p, _ := current(); p != 300 {
+		t.Errorf("with an empty GOGC: GOGC %d, want the config's 300", p)
+	}
+	applyGoRuntime(RuntimeConfig{GCPercent: 200}, nil, log)
 	applyGoRuntime(RuntimeConfig{GCPercent: 800, MemoryLimitBytes: 1 << 30}, []string{"GOGC=150", "GOMEMLIMIT=2GiB"}, log)
 	if p, l := current(); p != 200 || l != math.MaxInt64 {
 		t.Errorf("with GOGC and GOMEMLIMIT in the environment: GOGC %d, limit %d; want them untouched (200, no limit)", p, l)

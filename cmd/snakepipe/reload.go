@@ -158,7 +158,8 @@ func (c currentGraph) Shutdown(ctx context.Context) error { return c.s.graph.Shu
 // logged as needing a restart and keep their running values. An invalid
 // config (ErrConfigInvalid) or one that cannot be applied (ErrReloadFailed)
 // changes nothing. Reloads are serialized with each other and with Start
-// and Shutdown; ctx bounds building the new graph and draining the old one.
+// and Shutdown; ctx bounds building the new graph, ServiceOptions.DrainTimeout
+// draining the old one.
 func (s *Service) Reload(ctx context.Context, load func() (*Config, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -238,8 +239,12 @@ func (s *Service) Reload(ctx context.Context, load func() (*Config, error)) erro
 		s.graph, s.sinks = g, sinks
 		changed = append(changed, graphDiff...)
 		// The old graph drains what it accepted; sinks the new graph
-		// shares stay open.
-		if err := old.Shutdown(ctx); err != nil {
+		// shares stay open. The drain gets its own budget: a slow build
+		// (wasm compiles) must not leave it none, or queued events would
+		// be dropped.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.drainTimeout)
+		defer cancel()
+		if err := old.Shutdown(dctx); err != nil {
 			s.log.Error("config reload: draining the previous pipelines", "error", err)
 		}
 	}

@@ -38,6 +38,7 @@ type Service struct {
 	// applyRuntime is ServiceOptions.ApplyRuntime (nil: leave the Go
 	// runtime alone).
 	applyRuntime func(RuntimeConfig)
+	drainTimeout time.Duration // ServiceOptions.DrainTimeout
 
 	// mu serializes reloads with each other and with Start and Shutdown;
 	// it guards the fields below.
@@ -62,6 +63,10 @@ type ServiceOptions struct {
 	// when a reload changes it). Only `run` sets it: tests and demo share
 	// their process's collector settings.
 	ApplyRuntime func(RuntimeConfig)
+	// DrainTimeout bounds how long a reload waits for the previous graph
+	// to deliver what it accepted (0: 30s). It is its own budget, not what
+	// is left of the reload's context after building the new graph.
+	DrainTimeout time.Duration
 }
 
 // NewService builds every part from a loaded config. Nothing listens until
@@ -75,7 +80,11 @@ func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service
 	if m == nil {
 		m = pipeline.NewMetrics()
 	}
-	s := &Service{log: log, metrics: m, cfg: cfg, stderr: opts.Stderr, reloads: newReloadMetrics(m), applyRuntime: opts.ApplyRuntime}
+	s := &Service{log: log, metrics: m, cfg: cfg, stderr: opts.Stderr, reloads: newReloadMetrics(m),
+		applyRuntime: opts.ApplyRuntime, drainTimeout: opts.DrainTimeout}
+	if s.drainTimeout <= 0 {
+		s.drainTimeout = 30 * time.Second
+	}
 	if s.stderr == nil {
 		s.stderr = io.Discard
 	}
