@@ -385,8 +385,14 @@ func (s *Sink) writeBuffered() error {
 // too, the file is closed: reopening repairs the torn tail.
 func (s *Sink) undoPartial(n int64) {
 	if n > 0 {
-		if err := s.f.Truncate(s.size); err == nil {
-			return
+		// Cut n bytes from the file's real end rather than back to s.size:
+		// during a config reload a second instance of this sink (the new
+		// graph's) may have appended whole lines to the same file meanwhile.
+		if st, err := s.f.Stat(); err == nil && st.Size() >= n {
+			if err := s.f.Truncate(st.Size() - n); err == nil {
+				s.size = st.Size() - n
+				return
+			}
 		}
 	}
 	// Nothing reached the file, or the truncate failed: open afresh next

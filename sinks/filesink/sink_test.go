@@ -730,3 +730,46 @@ func TestNilBatch(t *testing.T) {
 		t.Fatalf("Write(nil) after Shutdown = %v, want permanent", err)
 	}
 }
+
+// During a config reload two instances of a file sink may append to the
+// same file (the old graph drains while the new one writes). A failed
+// write of one must cut only its own partial line, not the whole lines the
+// other appended since its last write.
+func TestShortWriteKeepsOtherWritersLines(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Path = filepath.Join(t.TempDir(), "events.jsonl")
+	cfg.FlushInterval, cfg.Fsync = 0, FsyncNever
+	old, _ := newSink(t, cfg)
+	fl := &faults{budget: -1}
+	inject(old, fl)
+	next, _ := newSink(t, cfg)
+	for _, s := range []*Sink{old, next} {
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	if err := old.Write(ctx, sinktest.Batch("old-1", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Write(ctx, sinktest.Batch("next-1", 3)); err != nil {
+		t.Fatal(err)
+	}
+	fl.set(50) // the old instance's next write is cut short
+	if err := old.Write(ctx, sinktest.Batch("old-lost", 2)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("short write: %v, want ENOSPC", err)
+	}
+	fl.set(-1)
+	for _, s := range []*Sink{old, next} {
+		if err := s.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := map[string]int{}
+	for _, e := range readEvents(t, cfg.Path) { // fails on a partial line
+		counts[strings.Split(e.Name, ".")[1]]++ // sinktest.<batch>.e<i>
+	}
+	if counts["old-1"] != 2 || counts["next-1"] != 3 {
+		t.Errorf("events in the file by batch: %v, want old-1 ×2 and next-1 ×3", counts)
+	}
+}
