@@ -46,17 +46,9 @@ const livenessTimeout = 20 * time.Second
 // service down at cleanup (a second Shutdown is a no-op).
 func runningService(tb testing.TB, yaml string, env ...string) *Service {
 	tb.Helper()
-	cfg, err := LoadConfig(LoadOptions{File: "test.yaml", Data: []byte(yaml), Env: env, Factories: builtinFactories(io.Discard, nil)})
-	if err != nil {
-		tb.Fatalf("config: %v", err)
-	}
-	svc, err := NewService(context.Background(), cfg, ServiceOptions{})
-	if err != nil {
-		tb.Fatalf("NewService: %v", err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		tb.Fatalf("Start: %v", err)
-	}
+	svc := startLoaded(tb, func() (*Config, error) {
+		return LoadConfig(LoadOptions{File: "test.yaml", Data: []byte(yaml), Env: env, Factories: builtinFactories(io.Discard, nil)})
+	})
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -46,16 +46,25 @@ pipelines:
 
 func startService(t *testing.T, yaml string, env ...string) *Service {
 	t.Helper()
-	cfg, err := LoadConfig(LoadOptions{File: "test.yaml", Data: []byte(yaml), Env: env, Factories: builtinFactories(io.Discard, nil)})
+	return startLoaded(t, func() (*Config, error) {
+		return LoadConfig(LoadOptions{File: "test.yaml", Data: []byte(yaml), Env: env, Factories: builtinFactories(io.Discard, nil)})
+	})
+}
+
+// startLoaded builds and starts a service from the config load returns.
+// The test shuts it down itself (to check what the shutdown delivered).
+func startLoaded(tb testing.TB, load func() (*Config, error)) *Service {
+	tb.Helper()
+	cfg, err := load()
 	if err != nil {
-		t.Fatalf("config: %v", err)
+		tb.Fatalf("config: %v", err)
 	}
 	svc, err := NewService(context.Background(), cfg, ServiceOptions{})
 	if err != nil {
-		t.Fatalf("NewService: %v", err)
+		tb.Fatalf("NewService: %v", err)
 	}
 	if err := svc.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
+		tb.Fatalf("Start: %v", err)
 	}
 	return svc
 }

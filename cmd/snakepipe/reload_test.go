@@ -95,18 +95,7 @@ func writeFile(t *testing.T, path, data string) {
 // startServiceFile starts the service from the config file at path.
 func startServiceFile(t *testing.T, path string) *Service {
 	t.Helper()
-	cfg, err := loadFile(path)()
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	svc, err := NewService(context.Background(), cfg, ServiceOptions{})
-	if err != nil {
-		t.Fatalf("NewService: %v", err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	return svc
+	return startLoaded(t, loadFile(path))
 }
 
 // streamingWorker sends numbered python.call.stop events (timestamp = the
