@@ -607,6 +607,10 @@ func fmtInt(v float64) string {
 	}
 	s := fmt.Sprintf("%d", int64(math.Round(v)))
 	var b strings.Builder
+	if rest, neg := strings.CutPrefix(s, "-"); neg {
+		b.WriteByte('-')
+		s = rest
+	}
 	for i, ch := range s {
 		if i > 0 && (len(s)-i)%3 == 0 {
 			b.WriteByte(',')
