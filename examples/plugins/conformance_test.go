@@ -31,7 +31,12 @@ func intField(key string, v int64) []byte {
 }
 
 // TestMalformedBatches: every SDK answers a malformed batch with -2 (never a
-// trap, never a callback on garbage) and the instance keeps working after.
+// trap) and the instance keeps working after. The record frame (lengths,
+// name, correlation id, field count) is always checked. Fields are checked
+// lazily by the C and AssemblyScript SDKs: a malformed field that a lookup
+// walks over or returns fails the batch, one that no lookup reaches may
+// not (then the result must still be well formed); the other SDKs check
+// every field up front, which both rules allow.
 func TestMalformedBatches(t *testing.T) {
 	good := rawRecord("python.call.stop", intField("duration", 5))
 	setU32 := func(b []byte, off int, v uint32) []byte {
@@ -41,41 +46,63 @@ func TestMalformedBatches(t *testing.T) {
 	}
 	nameOff := 4 + 8
 	fieldOff := nameOff + 2 + len("python.call.stop") + 2 + 2
-	cases := []struct {
-		name  string
-		n     int
-		batch []byte
-	}{
-		{"more events than records", 2, good},
-		{"trailing byte", 1, append(bytes.Clone(good), 0)},
-		{"rec_len past the end", 1, setU32(good, 0, uint32(len(good)))},
-		{"rec_len too small", 1, setU32(good, 0, 3)},
-		{"truncated record", 1, good[:len(good)-1]},
-		{"short header", 1, good[:3]},
+	// unread: the malformation is in a field no lookup of the plugin has to
+	// reach (slow_calls reads no field of an event not named
+	// python.call.stop; both stop at the duration field).
+	type malformed struct {
+		name   string
+		n      int
+		batch  []byte
+		unread map[string]bool
+	}
+	both := map[string]bool{"slow_calls": true, "duration_class": true}
+	slowOnly := map[string]bool{"slow_calls": true}
+	cases := []malformed{
+		// the record frame
+		{"more events than records", 2, good, nil},
+		{"trailing byte", 1, append(bytes.Clone(good), 0), nil},
+		{"rec_len past the end", 1, setU32(good, 0, uint32(len(good))), nil},
+		{"rec_len too small", 1, setU32(good, 0, 3), nil},
+		{"truncated record", 1, good[:len(good)-1], nil},
+		{"short header", 1, good[:3], nil},
 		{"name_len past record", 1, func() []byte {
 			c := bytes.Clone(good)
 			binary.LittleEndian.PutUint16(c[nameOff:], 0xffff)
 			return c
-		}()},
-		{"nfields too many", 1, func() []byte {
+		}(), nil},
+		{"corr_len past record", 1, func() []byte {
 			c := bytes.Clone(good)
-			binary.LittleEndian.PutUint16(c[fieldOff-2:], 2)
+			binary.LittleEndian.PutUint16(c[fieldOff-4:], 30)
 			return c
-		}()},
+		}(), nil},
+		{"zero events, some bytes", 0, good, nil},
+		// fields every lookup of duration walks over or returns
+		{"val_len past record", 1, setU32(good, fieldOff+4, 0xffffffff), nil},
+		{"key_len past record", 1, func() []byte {
+			c := bytes.Clone(good)
+			binary.LittleEndian.PutUint16(c[fieldOff+2:], 0xffff)
+			return c
+		}(), nil},
+		{"field before duration past record", 1, setU32(rawRecord("python.call.stop",
+			appendField(nil, 4, "a", []byte("b")), intField("duration", 5)), fieldOff+4, 1000), nil},
+		{"int duration with val_len 4", 1, rawRecord("python.call.stop", appendField(nil, 1, "duration", []byte{1, 2, 3, 4})), nil},
+		{"float duration with val_len 9", 1, rawRecord("python.call.stop", appendField(nil, 2, "duration", make([]byte, 9))), nil},
+		{"field count past the fields, no duration", 1, setU16(rawRecord("python.call.stop", appendField(nil, 4, "a", []byte("b"))), fieldOff-2, 2), nil},
+		// fields a lazy SDK need not read
+		{"nfields too many", 1, setU16(good, fieldOff-2, 2), both},
 		{"unknown field kind", 1, func() []byte {
 			c := bytes.Clone(good)
 			c[fieldOff] = 9
 			return c
-		}()},
+		}(), both},
 		{"kind 0", 1, func() []byte {
 			c := bytes.Clone(good)
 			c[fieldOff] = 0
 			return c
-		}()},
-		{"int with val_len 4", 1, rawRecord("x", appendField(nil, 1, "duration", []byte{1, 2, 3, 4}))},
-		{"float with val_len 9", 1, rawRecord("x", appendField(nil, 2, "duration", make([]byte, 9)))},
-		{"val_len past record", 1, setU32(good, fieldOff+4, 0xffffffff)},
-		{"zero events, some bytes", 0, good},
+		}(), both},
+		{"int with val_len 4, other name", 1, rawRecord("x", appendField(nil, 1, "duration", []byte{1, 2, 3, 4})), slowOnly},
+		{"float with val_len 9, other name", 1, rawRecord("x", appendField(nil, 2, "duration", make([]byte, 9))), slowOnly},
+		{"bad field after duration", 1, rawRecord("python.call.stop", intField("duration", 5), appendField(nil, 1, "x", nil)), both},
 	}
 	ctx := context.Background()
 	for _, lang := range languages {
@@ -91,12 +118,18 @@ func TestMalformedBatches(t *testing.T) {
 					fn = g.enrich
 				}
 				for _, c := range cases {
-					_, err := g.callRaw(fn, c.n, c.batch)
+					res, err := g.callRaw(fn, c.n, c.batch)
 					var code errCode
-					if !errors.As(err, &code) || code != -2 {
+					switch {
+					case errors.As(err, &code) && code == -2:
+					case err == nil && c.unread[plugin]:
+						if msg := checkResult(res, c.n, g.filter != nil); msg != "" {
+							t.Errorf("%s: malformed result %v: %s", c.name, res, msg)
+						}
+					default:
 						t.Errorf("%s: err = %v, want guest code -2", c.name, err)
 					}
-					res, err := g.callRaw(fn, 1, good)
+					res, err = g.callRaw(fn, 1, good)
 					if err != nil {
 						t.Fatalf("after %s: good batch failed: %v", c.name, err)
 					}
@@ -111,6 +144,32 @@ func TestMalformedBatches(t *testing.T) {
 			})
 		}
 	}
+}
+
+func setU16(b []byte, off int, v uint16) []byte {
+	c := bytes.Clone(b)
+	binary.LittleEndian.PutUint16(c[off:], v)
+	return c
+}
+
+// checkResult returns why res is not a well-formed result for n events
+// ("" when it is).
+func checkResult(res []byte, n int, filter bool) string {
+	if !filter {
+		if err := checkActions(res, n); err != nil {
+			return err.Error()
+		}
+		return ""
+	}
+	if len(res) != n {
+		return "wrong number of verdicts"
+	}
+	for _, v := range res {
+		if v > 1 {
+			return "verdict not 0 or 1"
+		}
+	}
+	return ""
 }
 
 // TestLargeBatches: batches past the SDKs' static buffers (input > 64 KiB,

@@ -8,9 +8,10 @@
  * A plugin includes this header once, writes a per-event callback and names
  * it with SNAKEPIPE_FILTER(fn) or SNAKEPIPE_ENRICH(fn); SNAKEPIPE_INIT(fn)
  * optionally receives the config. The SDK owns the input and result
- * buffers, walks and validates the record batch (a malformed batch returns
- * SNK_ERR_BAD_INPUT and the callback never sees it), and writes verdicts or
- * patches. Views (snk_bytes) alias the input buffer: valid only during the
+ * buffers, walks the record batch, and writes verdicts or patches. Records
+ * are read lazily: per event only the record frame is checked, and a field
+ * lookup checks the fields it walks over (see "reading events"); a
+ * malformed batch returns SNK_ERR_BAD_INPUT, and no read leaves its record. Views (snk_bytes) alias the input buffer: valid only during the
  * callback. Everything is static: include it in exactly one .c file.
  */
 #ifndef SNAKEPIPE_H
@@ -65,12 +66,14 @@ typedef struct {
     snk_bytes name;
     snk_bytes correlation_id;
     snk_u32 nfields;
-    const snk_u8 *fields; /* validated field area */
+    const snk_u8 *fields; /* field area: checked lazily, see snk_next_field */
+    const snk_u8 *end;    /* end of the record */
 } snk_event;
 
 typedef struct {
     const snk_u8 *p;
     snk_u32 left;
+    const snk_u8 *end;
 } snk_field_iter;
 
 typedef struct {
@@ -142,38 +145,100 @@ static inline void snk_log(int level, const char *msg, snk_u32 len) { snk__host_
 
 /* ---- reading events ---------------------------------------------------- */
 
+/* Record access is lazy. Per event the SDK checks only the record frame
+ * (length, name, correlation id and field count fit in the record). A
+ * lookup (snk_find and the macros on it) checks that each field it walks
+ * over lies inside the record, and fully checks the field it returns (a
+ * known kind, an 8-byte value for int and float); an iterator
+ * (snk_next_field) fully checks every field it returns. A walk that meets
+ * a malformed field stops there, reports "not found" / "no more fields",
+ * and marks the batch bad: the SDK then answers the whole batch with
+ * SNK_ERR_BAD_INPUT whatever the callback did. Fields no walk reaches are
+ * never looked at: the host never sends malformed records, and the checks
+ * only keep a bad batch from reading outside its record. */
+static int snk__bad; /* a walk met a malformed field in this batch */
+
 static inline snk_field_iter snk_fields(const snk_event *ev) {
-    snk_field_iter it = {ev->fields, ev->nfields};
+    snk_field_iter it = {ev->fields, ev->nfields, ev->end};
     return it;
 }
 
-/* snk_next_field stores the next field in *f; returns 0 after the last. */
-static inline int snk_next_field(snk_field_iter *it, snk_field *f) {
-    if (it->left == 0) return 0;
-    const snk_u8 *p = it->p;
-    snk_u32 kl = snk__u16(p + 2), vl = snk__u32(p + 4);
-    f->kind = p[0];
+/* snk__field_size returns the size of the field with header h at p when
+ * it lies inside the record (before end), else 0. The header may have been
+ * read past end: the input buffer has SNK__SLACK bytes after it, and a
+ * header that does not fit fails this check (a field is at least 8 bytes). */
+static inline snk_u32 snk__field_size(snk_u64 h, const snk_u8 *p, const snk_u8 *end) {
+    snk_u64 size = 8 + ((h >> 16) & 0xFFFF) + (h >> 32);
+    return size <= (snk_u64)(snk_u32)(end - p) ? (snk_u32)size : 0;
+}
+
+/* snk__field_ok: a known kind, and an 8-byte value for int and float. */
+static inline int snk__field_ok(snk_u64 h) {
+    snk_u32 kind = (snk_u32)h & 0xFF;
+    return kind - 1 <= SNK_KIND_HOST_CONTEXT - 1 && (kind > SNK_KIND_FLOAT || (h >> 32) == 8);
+}
+
+static inline void snk__field_fill(const snk_u8 *p, snk_u64 h, snk_field *f) {
+    snk_u32 kl = (snk_u32)(h >> 16) & 0xFFFF;
+    f->kind = (snk_u8)h;
     f->key.p = p + 8;
     f->key.len = kl;
     f->val.p = p + 8 + kl;
-    f->val.len = vl;
-    it->p = p + 8 + kl + vl;
+    f->val.len = (snk_u32)(h >> 32);
+}
+
+/* snk_next_field stores the next field in *f; returns 0 after the last (or
+ * at a malformed field, which fails the batch). */
+static inline int snk_next_field(snk_field_iter *it, snk_field *f) {
+    if (it->left == 0) return 0;
+    const snk_u8 *p = it->p;
+    snk_u64 h = snk__u64(p);
+    snk_u32 size = snk__field_size(h, p, it->end);
+    if (!size || !snk__field_ok(h)) {
+        snk__bad = 1;
+        it->left = 0;
+        return 0;
+    }
+    snk__field_fill(p, h, f);
+    it->p = p + size;
     it->left--;
     return 1;
 }
 
 /* snk_find finds the first field with kind in [lo, hi] and the given key.
- * The first 8 fields are visited without a Wasm loop (see snk__eq_bytes). */
+ * Per field it walks over: one 8-byte header load, a bounds check, and one
+ * compare of kind and key length together (flags, byte 1, are ignored);
+ * the key bytes are compared only when the lengths match. The first 8
+ * fields are visited without a Wasm loop (see snk__eq_bytes). */
 static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f) {
-    snk_field_iter it = snk_fields(ev);
+    if (hi < lo || keylen > 0xFFFF) return 0;
+    const snk_u8 *p = ev->fields, *end = ev->end;
+    snk_u32 left = ev->nfields;
+    snk_u32 want = keylen << 16 | (snk_u32)lo, span = (snk_u32)(hi - lo);
+    snk_u64 h;
+    snk_u32 size;
 #define SNK__FIND_STEP                                                                 \
-    if (!snk_next_field(&it, f)) return 0;                                            \
-    if (f->kind >= lo && f->kind <= hi && snk_eq(f->key, key, keylen)) return 1;
+    if (left == 0) return 0;                                                          \
+    h = snk__u64(p);                                                                  \
+    size = snk__field_size(h, p, end);                                                \
+    if (!size) goto bad;                                                              \
+    if (((snk_u32)h & 0xFFFF00FFu) - want <= span &&                                  \
+        snk__eq_bytes(p + 8, (const snk_u8 *)key, keylen))                             \
+        goto found;                                                                   \
+    p += size;                                                                        \
+    left--;
     SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
     SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
+    for (;;) {
+        SNK__FIND_STEP
+    }
 #undef SNK__FIND_STEP
-    while (snk_next_field(&it, f))
-        if (f->kind >= lo && f->kind <= hi && snk_eq(f->key, key, keylen)) return 1;
+found:
+    if (!snk__field_ok(h)) goto bad;
+    snk__field_fill(p, h, f);
+    return 1;
+bad:
+    snk__bad = 1;
     return 0;
 }
 #define SNK_MEASUREMENT(ev, lit, f) snk_find((ev), SNK_KIND_INT, SNK_KIND_STRING, (lit), sizeof(lit) - 1, (f))
@@ -191,57 +256,28 @@ static inline int snk_number(const snk_event *ev, const char *key, snk_u32 keyle
 }
 #define SNK_NUMBER(ev, lit, i, d) snk_number((ev), (lit), sizeof(lit) - 1, (i), (d))
 
-/* snk__check_field checks the field at r + *o (record of rl bytes) and
- * moves *o past it; 0 when it is malformed. */
-static inline int snk__check_field(const snk_u8 *r, snk_u32 rl, snk_u32 *o) {
-    if (rl - *o < 8) return 0;
-    snk_u8 kind = r[*o];
-    snk_u64 kl = snk__u16(r + *o + 2), vl = snk__u32(r + *o + 4);
-    if (kind < SNK_KIND_INT || kind > SNK_KIND_HOST_CONTEXT) return 0;
-    if ((kind == SNK_KIND_INT || kind == SNK_KIND_FLOAT) && vl != 8) return 0;
-    if (8 + kl + vl > (snk_u64)(rl - *o)) return 0;
-    *o += 8 + (snk_u32)kl + (snk_u32)vl;
-    return 1;
-}
-
-/* snk__parse_record reads the record at p (avail bytes) into *ev and returns
- * its total size, or 0 when it is malformed. */
+/* snk__parse_record checks the frame of the record at p (avail bytes): the
+ * length, and that the name, the correlation id and the field count fit in
+ * it (no loop; the fields are checked lazily, see above). It fills *ev and
+ * returns the record's total size, or 0 when the frame is malformed. */
 static inline snk_u32 snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_event *ev) {
-    if (avail < 4) return 0;
-    snk_u32 rl = snk__u32(p);
-    if (rl > avail - 4 || rl < 14) return 0;
+    snk_u32 rl = snk__u32(p); /* may read past the batch: SNK__SLACK */
+    /* 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2) */
+    if ((snk_u64)rl + 4 > avail || rl < 14) return 0;
     const snk_u8 *r = p + 4;
+    snk_u32 nl = snk__u16(r + 8);
+    if (nl > rl - 14) return 0;
+    snk_u32 cl = snk__u16(r + 10 + nl);
+    if (cl > rl - 14 - nl) return 0;
     ev->ts_ns = (snk_i64)snk__u64(r);
-    snk_u32 o = 8;
-    snk_u32 l = snk__u16(r + o);
-    o += 2;
-    if (l > rl - o) return 0;
-    ev->name.p = r + o;
-    ev->name.len = l;
-    o += l;
-    if (rl - o < 2) return 0;
-    l = snk__u16(r + o);
-    o += 2;
-    if (l > rl - o) return 0;
-    ev->correlation_id.p = r + o;
-    ev->correlation_id.len = l;
-    o += l;
-    if (rl - o < 2) return 0;
-    ev->nfields = snk__u16(r + o);
-    o += 2;
-    ev->fields = r + o;
-    snk_u32 i = 0;
-    /* the first 8 fields without a Wasm loop (see snk__eq_bytes) */
-#define SNK__FIELD_STEP                                                                \
-    if (i == ev->nfields) return 4 + rl;                                              \
-    if (!snk__check_field(r, rl, &o)) return 0;                                       \
-    i++;
-    SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP
-    SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP SNK__FIELD_STEP
-#undef SNK__FIELD_STEP
-    for (; i < ev->nfields; i++)
-        if (!snk__check_field(r, rl, &o)) return 0;
-    return 4 + rl; /* bytes after the fields inside a record are skipped */
+    ev->name.p = r + 10;
+    ev->name.len = nl;
+    ev->correlation_id.p = r + 12 + nl;
+    ev->correlation_id.len = cl;
+    ev->nfields = snk__u16(r + 12 + nl + cl);
+    ev->fields = r + 14 + nl + cl;
+    ev->end = r + rl; /* bytes after the last field are skipped */
+    return 4 + rl;
 }
 
 /* ---- config ------------------------------------------------------------ */
@@ -353,7 +389,10 @@ static inline int snk__config_valid(const snk_u8 *p, snk_u32 len) {
 #define SNK_STATIC_OUT (16u << 10)
 #endif
 
-static snk_u8 snk__in_static[SNK_STATIC_IN];
+/* The input buffer is followed by SNK__SLACK readable bytes, so a fixed-size
+ * header can be loaded before its length is checked (see snk__field_size). */
+#define SNK__SLACK 8u
+static snk_u8 snk__in_static[SNK_STATIC_IN + SNK__SLACK];
 static snk_u8 snk__out_static[SNK_STATIC_OUT];
 static snk_u8 *snk__in = snk__in_static;
 static snk_u32 snk__in_cap = SNK_STATIC_IN;
@@ -447,16 +486,18 @@ static inline snk_i64 snk__filter(snk_u32 n, snk_u32 len, int (*keep)(const snk_
     snk__out_err = 0;
     if (!snk__reserve(n)) return snk__out_err;
     const snk_u8 *p = snk__in;
+    snk_u8 *out = snk__out;
     snk_u32 left = len;
     snk_event ev;
+    snk__bad = 0;
     for (snk_u32 i = 0; i < n; i++) {
         snk_u32 sz = snk__parse_record(p, left, &ev);
         if (!sz) return SNK_ERR_BAD_INPUT;
-        snk__out[i] = keep(&ev) ? 1 : 0;
+        out[i] = keep(&ev) ? 1 : 0;
         p += sz;
         left -= sz;
     }
-    if (left) return SNK_ERR_BAD_INPUT;
+    if (left || snk__bad) return SNK_ERR_BAD_INPUT;
     snk__out_len = n;
     return snk__result();
 }
@@ -468,6 +509,7 @@ static inline snk_i64 snk__enrich(snk_u32 n, snk_u32 len, void (*fn)(const snk_e
     const snk_u8 *p = snk__in;
     snk_u32 left = len;
     snk_event ev;
+    snk__bad = 0;
     for (snk_u32 i = 0; i < n; i++) {
         snk_u32 sz = snk__parse_record(p, left, &ev);
         if (!sz) return SNK_ERR_BAD_INPUT;
@@ -490,7 +532,7 @@ static inline snk_i64 snk__enrich(snk_u32 n, snk_u32 len, void (*fn)(const snk_e
         p += sz;
         left -= sz;
     }
-    if (left) return SNK_ERR_BAD_INPUT;
+    if (left || snk__bad) return SNK_ERR_BAD_INPUT;
     return snk__result();
 }
 
@@ -503,10 +545,10 @@ static inline snk_i64 snk__enrich(snk_u32 n, snk_u32 len, void (*fn)(const snk_e
     SNK__EXPORT("snk_in_buf") snk_u32 snk_in_buf(snk_u32 min) {                     \
         if (min > snk__in_cap) {                                                    \
             snk_u32 cap;                                                            \
-            snk_u8 *p = snk__grow(min, &cap);                                       \
+            snk_u8 *p = min > (64u << 20) ? 0 : snk__grow(min + SNK__SLACK, &cap);  \
             if (!p) return 0;                                                       \
             snk__in = p;                                                            \
-            snk__in_cap = cap;                                                      \
+            snk__in_cap = cap - SNK__SLACK;                                         \
         }                                                                           \
         return (snk_u32)(__SIZE_TYPE__)snk__in;                                     \
     }
