@@ -14,12 +14,13 @@ static int on_cfg(const uint8_t *k, uint32_t kl, const uint8_t *v, uint32_t vl) 
 	return 0;
 }
 EXPORT("snk_init") int32_t snk_init(uint32_t len) { return cfg_each(len, on_cfg); }
-static uint8_t *put_patch(uint8_t *o, uint8_t kind, uint8_t opcode, const char *key, const void *val, uint32_t vl) {
-	uint16_t kl = 0; while (key[kl]) kl++;
+/* key is a literal: its length folds to a constant, the copies to stores. */
+#define put_patch(o, kind, opcode, lit, val, vl) put_patch_n((o), (kind), (opcode), (lit), sizeof(lit) - 1, (val), (vl))
+INLINE uint8_t *put_patch_n(uint8_t *o, uint8_t kind, uint8_t opcode, const char *key, uint16_t kl, const void *val, uint32_t vl) {
 	o[0] = kind; o[1] = opcode; wr16(o + 2, kl); wr32(o + 4, vl); o += 8;
-	for (uint16_t i = 0; i < kl; i++) *o++ = (uint8_t)key[i];
-	for (uint32_t i = 0; i < vl; i++) *o++ = ((const uint8_t *)val)[i];
-	return o;
+	__builtin_memcpy(o, key, kl);
+	__builtin_memcpy(o + kl, val, vl);
+	return o + kl + vl;
 }
 EXPORT("snk_enrich") int64_t snk_enrich(uint32_t n, uint32_t len) {
 	const uint8_t *p = inbuf;
