@@ -111,12 +111,42 @@ function fieldSize(f: usize): usize {
   return 8 + <usize>load<u16>(f + 2) + <usize>load<u32>(f + 4);
 }
 
+// Record access is lazy. Per event the SDK checks only the record frame
+// (length, name, correlation id and field count fit in the record). A
+// lookup (find and the methods on it) checks that each field it walks over
+// lies inside the record, and fully checks the field it returns (a known
+// kind, an 8-byte value for int and float); field(i) fully checks the
+// fields up to i. A walk that meets a malformed field stops, returns 0
+// ("not found"), and marks the batch bad: the SDK then answers the whole
+// batch with ERR_BAD_INPUT whatever the callback did. Fields no walk
+// reaches are never looked at (the host never sends malformed records; the
+// checks keep a bad batch from reading outside its record).
+let badBatch = false;
+
+// The input buffer is followed by SLACK readable bytes, so a fixed-size
+// header can be loaded before its length is checked: a header that does
+// not fit in the record fails the size check (a field is at least 8 bytes).
+const SLACK: u32 = 8;
+
 // @ts-ignore: decorator
 @inline
-function fieldIs(p: usize, lo: u8, hi: u8, key: Str): bool {
-  const k = load<u8>(p);
-  const kl = <u32>load<u16>(p + 2);
-  return k >= lo && k <= hi && kl == key.len && eqBytes(p + 8, key.ptr, kl);
+function malformed(): usize {
+  badBatch = true;
+  return 0;
+}
+
+// fieldOk: a known kind, and an 8-byte value for int and float.
+// @ts-ignore: decorator
+@inline
+function fieldOk(h: u64): bool {
+  const kind = <u32>h & 0xff;
+  return kind - 1 <= <u32>KIND_HOST_CONTEXT - 1 && (kind > <u32>KIND_FLOAT || (h >> 32) == 8);
+}
+
+// @ts-ignore: decorator
+@inline
+function found(p: usize, h: u64): usize {
+  return fieldOk(h) ? p : malformed();
 }
 
 /** One record of the input batch; the SDK reuses a single instance. */
@@ -128,6 +158,8 @@ export class Event {
   corrLen: u32 = 0;
   nfields: u32 = 0;
   fieldsPtr: usize = 0;
+  /** End of the record: fields are checked against it as they are read. */
+  end: usize = 0;
   /** Set by number(): the int or float value found. */
   int: i64 = 0;
   float: f64 = 0;
@@ -136,47 +168,102 @@ export class Event {
     return bytesEq(this.namePtr, this.nameLen, name.ptr, name.len);
   }
 
-  /** Address of field i (0 <= i < nfields), walking from the first. */
+  /** Address of field i (checked, as are the fields before it), or 0 when
+   *  i >= nfields or a field up to i is malformed (the batch then fails). */
   field(i: u32): usize {
+    if (i >= this.nfields) return 0;
     let p = this.fieldsPtr;
-    for (let j: u32 = 0; j < i; j++) p += fieldSize(p);
-    return p;
+    const end = this.end;
+    for (let j: u32 = 0; ; j++) {
+      const h = load<u64>(p);
+      const size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+      if (size > <u64>(end - p) || !fieldOk(h)) return malformed();
+      if (j == i) return p;
+      p += <usize>size;
+    }
   }
 
-  /** First field with kind in [lo, hi] and the given key, or 0. The first
-   *  8 fields are visited without a Wasm loop (see eqBytes). */
+  /** First field with kind in [lo, hi] and the given key, or 0. Per field
+   *  walked over: one 8-byte header load, a bounds check and one compare of
+   *  kind and key length together (flags, byte 1, are ignored); the key
+   *  bytes are compared only when the lengths match. The first 8 fields
+   *  are visited without a Wasm loop (see eqBytes). */
   find(lo: u8, hi: u8, key: Str): usize {
+    const kp = key.ptr;
+    const kl = key.len;
+    if (hi < lo || kl > 0xffff) return 0;
+    const want: u32 = (kl << 16) | <u32>lo;
+    const span: u32 = <u32>(hi - lo);
+    const end = this.end;
     let p = this.fieldsPtr;
-    const n = this.nfields;
-    if (n == 0) return 0;
-    if (fieldIs(p, lo, hi, key)) return p;
-    if (n == 1) return 0;
-    p += fieldSize(p);
-    if (fieldIs(p, lo, hi, key)) return p;
-    if (n == 2) return 0;
-    p += fieldSize(p);
-    if (fieldIs(p, lo, hi, key)) return p;
-    if (n == 3) return 0;
-    p += fieldSize(p);
-    if (fieldIs(p, lo, hi, key)) return p;
-    if (n == 4) return 0;
-    p += fieldSize(p);
-    if (fieldIs(p, lo, hi, key)) return p;
-    if (n == 5) return 0;
-    p += fieldSize(p);
-    if (fieldIs(p, lo, hi, key)) return p;
-    if (n == 6) return 0;
-    p += fieldSize(p);
-    if (fieldIs(p, lo, hi, key)) return p;
-    if (n == 7) return 0;
-    p += fieldSize(p);
-    if (fieldIs(p, lo, hi, key)) return p;
-    if (n == 8) return 0;
-    for (let i: u32 = 8; i < n; i++) {
-      p += fieldSize(p);
-      if (fieldIs(p, lo, hi, key)) return p;
+    let left = this.nfields;
+    let h: u64;
+    let size: u64;
+    if (left == 0) return 0;
+    h = load<u64>(p);
+    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    p += <usize>size;
+    left--;
+    if (left == 0) return 0;
+    h = load<u64>(p);
+    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    p += <usize>size;
+    left--;
+    if (left == 0) return 0;
+    h = load<u64>(p);
+    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    p += <usize>size;
+    left--;
+    if (left == 0) return 0;
+    h = load<u64>(p);
+    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    p += <usize>size;
+    left--;
+    if (left == 0) return 0;
+    h = load<u64>(p);
+    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    p += <usize>size;
+    left--;
+    if (left == 0) return 0;
+    h = load<u64>(p);
+    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    p += <usize>size;
+    left--;
+    if (left == 0) return 0;
+    h = load<u64>(p);
+    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    p += <usize>size;
+    left--;
+    if (left == 0) return 0;
+    h = load<u64>(p);
+    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    p += <usize>size;
+    left--;
+    while (true) {
+      if (left == 0) return 0;
+      h = load<u64>(p);
+      size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+      if (size > <u64>(end - p)) return malformed();
+      if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+      p += <usize>size;
+      left--;
     }
-    return 0;
   }
 
   measurement(key: Str): usize { return this.find(KIND_INT, KIND_STRING, key); }
@@ -195,71 +282,30 @@ export class Event {
   }
 }
 
-// parseRecord fills ev from the record at p (avail bytes); returns its total
-// size or 0 when malformed.
-function parseRecord(p: usize, avail: u32, ev: Event): u32 {
-  if (avail < 4) return 0;
-  const rl = load<u32>(p);
-  if (rl > avail - 4 || rl < 14) return 0;
-  const r = p + 4;
-  ev.tsNs = load<i64>(r);
-  let o: u32 = 8;
-  let l = <u32>load<u16>(r + o);
-  o += 2;
-  if (l > rl - o) return 0;
-  ev.namePtr = r + o;
-  ev.nameLen = l;
-  o += l;
-  if (rl - o < 2) return 0;
-  l = <u32>load<u16>(r + o);
-  o += 2;
-  if (l > rl - o) return 0;
-  ev.corrPtr = r + o;
-  ev.corrLen = l;
-  o += l;
-  if (rl - o < 2) return 0;
-  ev.nfields = <u32>load<u16>(r + o);
-  o += 2;
-  ev.fieldsPtr = r + o;
-  // The first 8 fields without a Wasm loop (see eqBytes); checkField
-  // returns the offset after the field, or 0 when it is malformed.
-  const n = ev.nfields;
-  if (n == 0) return 4 + rl;
-  if ((o = checkField(r, rl, o)) == 0) return 0;
-  if (n == 1) return 4 + rl;
-  if ((o = checkField(r, rl, o)) == 0) return 0;
-  if (n == 2) return 4 + rl;
-  if ((o = checkField(r, rl, o)) == 0) return 0;
-  if (n == 3) return 4 + rl;
-  if ((o = checkField(r, rl, o)) == 0) return 0;
-  if (n == 4) return 4 + rl;
-  if ((o = checkField(r, rl, o)) == 0) return 0;
-  if (n == 5) return 4 + rl;
-  if ((o = checkField(r, rl, o)) == 0) return 0;
-  if (n == 6) return 4 + rl;
-  if ((o = checkField(r, rl, o)) == 0) return 0;
-  if (n == 7) return 4 + rl;
-  if ((o = checkField(r, rl, o)) == 0) return 0;
-  if (n == 8) return 4 + rl;
-  for (let i: u32 = 8; i < n; i++) {
-    if ((o = checkField(r, rl, o)) == 0) return 0;
-  }
-  return 4 + rl; // bytes after the fields inside a record are skipped
-}
-
-// checkField checks the field at r + o and returns the offset after it, or
-// 0 when it is malformed (a valid field never ends at offset 0).
+// parseRecord checks the frame of the record at p (avail bytes): the
+// length, and that the name, the correlation id and the field count fit in
+// it (no loop; fields are checked lazily, see above). It fills ev and
+// returns the record's total size, or 0 when the frame is malformed.
 // @ts-ignore: decorator
 @inline
-function checkField(r: usize, rl: u32, o: u32): u32 {
-  if (rl - o < 8) return 0;
-  const kind = load<u8>(r + o);
-  const kl = <u64>load<u16>(r + o + 2);
-  const vl = <u64>load<u32>(r + o + 4);
-  if (kind < KIND_INT || kind > KIND_HOST_CONTEXT) return 0;
-  if ((kind == KIND_INT || kind == KIND_FLOAT) && vl != 8) return 0;
-  if (8 + kl + vl > <u64>(rl - o)) return 0;
-  return o + 8 + <u32>kl + <u32>vl;
+function parseRecord(p: usize, avail: u32, ev: Event): u32 {
+  const rl = load<u32>(p); // may read past the batch: SLACK
+  // 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2)
+  if (<u64>rl + 4 > <u64>avail || rl < 14) return 0;
+  const r = p + 4;
+  const nl = <u32>load<u16>(r, 8);
+  if (nl > rl - 14) return 0;
+  const cl = <u32>load<u16>(r + nl, 10);
+  if (cl > rl - 14 - nl) return 0;
+  ev.tsNs = load<i64>(r);
+  ev.namePtr = r + 10;
+  ev.nameLen = nl;
+  ev.corrPtr = r + 12 + nl;
+  ev.corrLen = cl;
+  ev.nfields = <u32>load<u16>(r + nl + cl, 12);
+  ev.fieldsPtr = r + 14 + nl + cl;
+  ev.end = r + rl; // bytes after the last field are skipped
+  return 4 + rl;
 }
 
 // ---- config -------------------------------------------------------------
@@ -362,7 +408,7 @@ function configValid(p: usize, len: u32): bool {
 const STATIC_IN: u32 = 64 << 10;
 const STATIC_OUT: u32 = 16 << 10;
 const MAX_BUF: u32 = 64 << 20;
-let inPtr: usize = memory.data(STATIC_IN);
+let inPtr: usize = memory.data(STATIC_IN + SLACK);
 let inCap: u32 = STATIC_IN;
 let outPtr: usize = memory.data(STATIC_OUT);
 let outCap: u32 = STATIC_OUT;
@@ -456,7 +502,7 @@ export function snk_abi_version(): i32 { return ABI_VERSION; }
 export function snk_in_buf(min: u32): u32 {
   if (min > inCap) {
     if (min > MAX_BUF) return 0;
-    inPtr = heap.alloc(<usize>min);
+    inPtr = heap.alloc(<usize>min + SLACK);
     inCap = min;
   }
   return <u32>inPtr;
@@ -483,14 +529,16 @@ export function snk_filter(n: u32, len: u32): i64 {
   let p = inPtr;
   let left = len;
   const ev = theEvent;
+  const out = outPtr;
+  badBatch = false;
   for (let i: u32 = 0; i < n; i++) {
     const sz = parseRecord(p, left, ev);
     if (sz == 0) return <i64>ERR_BAD_INPUT;
-    store<u8>(outPtr + i, fn(ev) ? 1 : 0);
+    store<u8>(out + i, fn(ev) ? 1 : 0);
     p += sz;
     left -= sz;
   }
-  if (left != 0) return <i64>ERR_BAD_INPUT;
+  if (left != 0 || badBatch) return <i64>ERR_BAD_INPUT;
   outLen = n;
   return result();
 }
@@ -505,6 +553,7 @@ export function snk_enrich(n: u32, len: u32): i64 {
   let left = len;
   const ev = theEvent;
   const pt = thePatch;
+  badBatch = false;
   for (let i: u32 = 0; i < n; i++) {
     const sz = parseRecord(p, left, ev);
     if (sz == 0) return <i64>ERR_BAD_INPUT;
@@ -527,6 +576,6 @@ export function snk_enrich(n: u32, len: u32): i64 {
     p += sz;
     left -= sz;
   }
-  if (left != 0) return <i64>ERR_BAD_INPUT;
+  if (left != 0 || badBatch) return <i64>ERR_BAD_INPUT;
   return result();
 }
