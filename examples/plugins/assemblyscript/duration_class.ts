@@ -2,6 +2,10 @@
 // a measurement duration (int or float) gets metadata duration_class = fast
 // (duration < fast_ns, default 1000000), slow (duration >= slow_ns, default
 // 100000000) or normal. Events without duration are unchanged.
+//
+// It registers a callback with onEnrich and re-exports the SDK's
+// snk_enrich: the simplest form. slow_calls.ts shows the faster one (a
+// class and the plugin's own export, no indirect call per event).
 import {
   Config, Event, KIND_INT, KIND_FLOAT, Patch, onEnrich, onInit, utf8,
 } from "../../../plugins/sdk/assemblyscript/assembly/index";

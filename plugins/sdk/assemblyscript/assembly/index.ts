@@ -58,30 +58,36 @@ export function utf8(s: string): Str {
   return new Str(changetype<usize>(buf), <u32>buf.byteLength);
 }
 
+// @ts-ignore: decorator
+@inline
 function bytesEq(a: usize, al: u32, b: usize, bl: u32): bool {
   return al == bl && eqBytes(a, b, al);
 }
 
 // eqBytes compares n bytes. Up to 16 bytes it uses no Wasm loop: with a
 // deadline, wazero instruments every loop iteration with a call, so the hot
-// paths here avoid loops where they can.
+// paths here avoid loops where they can. Longer strings go to eqLong, out
+// of line: binaryen does not inline a function that has a loop, and the
+// lookups (with the plugin's callback around them) should be inlined.
 // @ts-ignore: decorator
 @inline
 function eqBytes(a: usize, b: usize, n: u32): bool {
-  if (n > 16) {
-    // do-while behind an if: the loop header is only reached when needed
-    do {
-      if (load<u64>(a) != load<u64>(b)) return false;
-      a += 8;
-      b += 8;
-      n -= 8;
-    } while (n > 16);
-  }
+  if (n > 16) return eqLong(a, b, n);
   if (n >= 8) return load<u64>(a) == load<u64>(b) && load<u64>(a + n - 8) == load<u64>(b + n - 8);
   if (n >= 4) return load<u32>(a) == load<u32>(b) && load<u32>(a + n - 4) == load<u32>(b + n - 4);
   if (n == 0) return true;
   return load<u8>(a) == load<u8>(b) && load<u8>(a + (n >> 1)) == load<u8>(b + (n >> 1)) &&
     load<u8>(a + n - 1) == load<u8>(b + n - 1);
+}
+
+function eqLong(a: usize, b: usize, n: u32): bool {
+  do {
+    if (load<u64>(a) != load<u64>(b)) return false;
+    a += 8;
+    b += 8;
+    n -= 8;
+  } while (n > 16);
+  return load<u64>(a) == load<u64>(b) && load<u64>(a + n - 8) == load<u64>(b + n - 8);
 }
 
 /** log sends msg to snakepipe's logger (rate-limited by the host). */
@@ -149,14 +155,28 @@ function found(p: usize, h: u64): usize {
   return fieldOk(h) ? p : malformed();
 }
 
+// findRest goes on with Event.find after its first 8 fields, in a loop of
+// its own: binaryen does not inline a function with a loop, and find (with
+// the plugin's callback around it) should be inlined.
+function findRest(p: usize, end: usize, left: u32, want: u32, span: u32, kp: usize, kl: u32): usize {
+  while (true) {
+    if (left == 0) return 0;
+    const h = load<u64>(p);
+    const size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    p += <usize>size;
+    left--;
+  }
+}
+
 /** One record of the input batch; the SDK reuses a single instance. */
 export class Event {
-  tsNs: i64 = 0;
-  namePtr: usize = 0;
-  nameLen: u32 = 0;
-  corrPtr: usize = 0;
-  corrLen: u32 = 0;
-  nfields: u32 = 0;
+  /** The record after its rec_len (the ts_ns field). The SDK stores only
+   *  rec, fieldsPtr and end per event; the getters below read the rest
+   *  from the record (its frame is checked before the callback runs). */
+  rec: usize = 0;
+  /** The first field. */
   fieldsPtr: usize = 0;
   /** End of the record: fields are checked against it as they are read. */
   end: usize = 0;
@@ -164,6 +184,15 @@ export class Event {
   int: i64 = 0;
   float: f64 = 0;
 
+  get tsNs(): i64 { return load<i64>(this.rec); }
+  get namePtr(): usize { return this.rec + 10; }
+  get nameLen(): u32 { return <u32>load<u16>(this.rec, 8); }
+  get corrPtr(): usize { return this.rec + 12 + <usize>load<u16>(this.rec, 8); }
+  get corrLen(): u32 { return <u32>load<u16>(this.rec + <usize>load<u16>(this.rec, 8), 10); }
+  get nfields(): u32 { return <u32>load<u16>(this.fieldsPtr - 2); }
+
+  // @ts-ignore: decorator
+  @inline
   nameIs(name: Str): bool {
     return bytesEq(this.namePtr, this.nameLen, name.ptr, name.len);
   }
@@ -188,6 +217,8 @@ export class Event {
    *  kind and key length together (flags, byte 1, are ignored); the key
    *  bytes are compared only when the lengths match. The first 8 fields
    *  are visited without a Wasm loop (see eqBytes). */
+  // @ts-ignore: decorator
+  @inline
   find(lo: u8, hi: u8, key: Str): usize {
     const kp = key.ptr;
     const kl = key.len;
@@ -255,15 +286,7 @@ export class Event {
     if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
     p += <usize>size;
     left--;
-    while (true) {
-      if (left == 0) return 0;
-      h = load<u64>(p);
-      size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-      if (size > <u64>(end - p)) return malformed();
-      if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-      p += <usize>size;
-      left--;
-    }
+    return findRest(p, end, left, want, span, kp, kl);
   }
 
   measurement(key: Str): usize { return this.find(KIND_INT, KIND_STRING, key); }
@@ -272,6 +295,8 @@ export class Event {
 
   /** Finds an int or float measurement: returns KIND_INT (value in this.int),
    *  KIND_FLOAT (value in this.float) or 0 when absent or a string. */
+  // @ts-ignore: decorator
+  @inline
   number(key: Str): u8 {
     const f = this.find(KIND_INT, KIND_FLOAT, key);
     if (f == 0) return 0;
@@ -297,12 +322,7 @@ function parseRecord(p: usize, avail: u32, ev: Event): u32 {
   if (nl > rl - 14) return 0;
   const cl = <u32>load<u16>(r + nl, 10);
   if (cl > rl - 14 - nl) return 0;
-  ev.tsNs = load<i64>(r);
-  ev.namePtr = r + 10;
-  ev.nameLen = nl;
-  ev.corrPtr = r + 12 + nl;
-  ev.corrLen = cl;
-  ev.nfields = <u32>load<u16>(r + nl + cl, 12);
+  ev.rec = r;
   ev.fieldsPtr = r + 14 + nl + cl;
   ev.end = r + rl; // bytes after the last field are skipped
   return 4 + rl;
@@ -519,9 +539,23 @@ export function snk_init(cfgLen: u32): i32 {
   return fn(cfg) && cfg.ok ? 0 : ERR_CONFIG;
 }
 
-export function snk_filter(n: u32, len: u32): i64 {
-  const fn = filterFn;
-  if (fn == null) return <i64>ERR_GENERIC;
+/** A filter as a class, for filterBatch: keep returns true to keep. */
+export interface Filter {
+  keep(e: Event): bool;
+}
+
+/** An enricher as a class, for enrichBatch: records changes in the patch. */
+export interface Enricher {
+  enrich(e: Event, p: Patch): void;
+}
+
+/** filterBatch runs f.keep on every event of the batch: the body of a
+ *  plugin's own `snk_filter` export. With f's concrete class as F, keep is
+ *  a direct call and is inlined into the batch loop; a callback registered
+ *  with onFilter costs an indirect call per event instead. */
+// @ts-ignore: decorator
+@inline
+export function filterBatch<F extends Filter>(n: u32, len: u32, f: F): i64 {
   if (len > inCap) return <i64>ERR_BAD_INPUT;
   outLen = 0;
   outErr = 0;
@@ -534,7 +568,7 @@ export function snk_filter(n: u32, len: u32): i64 {
   for (let i: u32 = 0; i < n; i++) {
     const sz = parseRecord(p, left, ev);
     if (sz == 0) return <i64>ERR_BAD_INPUT;
-    store<u8>(out + i, fn(ev) ? 1 : 0);
+    store<u8>(out + i, f.keep(ev) ? 1 : 0);
     p += sz;
     left -= sz;
   }
@@ -543,9 +577,11 @@ export function snk_filter(n: u32, len: u32): i64 {
   return result();
 }
 
-export function snk_enrich(n: u32, len: u32): i64 {
-  const fn = enrichFn;
-  if (fn == null) return <i64>ERR_GENERIC;
+/** enrichBatch runs f.enrich on every event of the batch: the body of a
+ *  plugin's own `snk_enrich` export (see filterBatch). */
+// @ts-ignore: decorator
+@inline
+export function enrichBatch<F extends Enricher>(n: u32, len: u32, f: F): i64 {
   if (len > inCap) return <i64>ERR_BAD_INPUT;
   outLen = 0;
   outErr = 0;
@@ -562,7 +598,7 @@ export function snk_enrich(n: u32, len: u32): i64 {
     pt.nops = 0;
     pt.dropped = false;
     outLen += 4;
-    fn(ev, pt);
+    f.enrich(ev, pt);
     if (outErr != 0) return <i64>outErr;
     const h = outPtr + pt.head;
     if (pt.dropped) {
@@ -578,4 +614,26 @@ export function snk_enrich(n: u32, len: u32): i64 {
   }
   if (left != 0 || badBatch) return <i64>ERR_BAD_INPUT;
   return result();
+}
+
+// The callbacks of onFilter / onEnrich behind the two interfaces.
+class RegisteredFilter implements Filter {
+  keep(e: Event): bool { return filterFn!(e); }
+}
+class RegisteredEnricher implements Enricher {
+  enrich(e: Event, p: Patch): void { enrichFn!(e, p); }
+}
+const registeredFilter = new RegisteredFilter();
+const registeredEnricher = new RegisteredEnricher();
+
+/** The snk_filter export for a callback registered with onFilter. */
+export function snk_filter(n: u32, len: u32): i64 {
+  if (filterFn == null) return <i64>ERR_GENERIC;
+  return filterBatch(n, len, registeredFilter);
+}
+
+/** The snk_enrich export for a callback registered with onEnrich. */
+export function snk_enrich(n: u32, len: u32): i64 {
+  if (enrichFn == null) return <i64>ERR_GENERIC;
+  return enrichBatch(n, len, registeredEnricher);
 }
