@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -247,6 +248,66 @@ func TestEnrichPatchShape(t *testing.T) {
 			}
 			if !bytes.Equal(res, want) {
 				t.Errorf("result frame = %v, want %v", res, want)
+			}
+		})
+	}
+}
+
+// TestManyFields: lookups past the fields the SDKs visit without a loop
+// (the first 8) find duration, and miss it, the same way in every SDK.
+func TestManyFields(t *testing.T) {
+	mk := func(ts int64, n int, duration *pipeline.Value) pipeline.Event {
+		e := pipeline.Event{Name: "python.call.stop", TimestampNs: ts, SampleRate: 1}
+		for i := 0; i < n; i++ {
+			e.Measurements = append(e.Measurements, pipeline.Measurement{Key: fmt.Sprintf("durat%03d", i), Value: pipeline.IntValue(int64(i))})
+		}
+		if duration != nil {
+			e.Measurements = append(e.Measurements, pipeline.Measurement{Key: "duration", Value: *duration})
+		}
+		e.Metadata = []pipeline.Label{{Key: "duration", Value: "not a measurement"}}
+		return e
+	}
+	slow, fast := pipeline.IntValue(5_000_000), pipeline.FloatValue(10)
+	var events []pipeline.Event
+	for _, n := range []int{0, 7, 8, 9, 30} {
+		events = append(events, mk(int64(3*n), n, &slow), mk(int64(3*n+1), n, &fast), mk(int64(3*n+2), n, nil))
+	}
+	ctx := context.Background()
+	for _, lang := range languages {
+		t.Run(lang, func(t *testing.T) {
+			g, err := loadGuest(ctx, wasmPath(t, lang, "slow_calls"), map[string]string{"min_duration_ns": "1000000"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.close()
+			out, err := g.run(events)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kept []int64
+			for _, e := range out {
+				kept = append(kept, e.TimestampNs)
+			}
+			want := []int64{0, 2, 21, 23, 24, 26, 27, 29, 90, 92}
+			if fmt.Sprint(kept) != fmt.Sprint(want) {
+				t.Errorf("slow_calls kept %v, want %v", kept, want)
+			}
+
+			d, err := loadGuest(ctx, wasmPath(t, lang, "duration_class"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.close()
+			out, err = d.run(events)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range out {
+				got, _ := e.Meta("duration_class")
+				want := []string{"normal", "fast", ""}[i%3]
+				if got != want {
+					t.Errorf("duration_class of event %d (%d fields before duration) = %q, want %q", i, len(e.Measurements)-1, got, want)
+				}
 			}
 		})
 	}

@@ -72,6 +72,12 @@ func FuzzGuestBatches(f *testing.F) {
 	f.Add(append(rawRecord("python.call.stop", intField("duration", 5)), 1, 2, 3), uint8(1))
 	f.Add(rawRecord("x", appendField(nil, 2, "duration", make([]byte, 8)), appendField(nil, 5, "pid", []byte("1"))), uint8(1))
 	f.Add([]byte{}, uint8(0))
+	// past the 8 fields the lazy SDKs visit without a loop
+	many := [][]byte{}
+	for i := 0; i < 11; i++ {
+		many = append(many, intField("durat"+string(rune('a'+i))+"xx", int64(i)))
+	}
+	f.Add(rawRecord("python.call.stop", append(many, intField("duration", 5))...), uint8(1))
 	f.Fuzz(func(t *testing.T, batch []byte, n8 uint8) {
 		if len(batch) > 1<<16 {
 			return
