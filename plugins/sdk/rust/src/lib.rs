@@ -1,8 +1,8 @@
 //! no_std guest SDK for snakepipe Wasm plugins (ABI `snakepipe_v1`, see
-//! docs/plugin-abi.md). The SDK owns the input and result buffers, walks and
-//! validates the record batch (a malformed batch returns
-//! [`ERR_BAD_INPUT`] before the callback sees it) and writes verdicts or
-//! patches. A plugin writes a per-event function and exports it with
+//! docs/plugin-abi.md). The SDK owns the input and result buffers, walks the
+//! record batch (read lazily: the record frame per event, a field when a
+//! lookup walks over it; a malformed batch returns [`ERR_BAD_INPUT`]) and
+//! writes verdicts or patches. A plugin writes a per-event function and exports it with
 //! [`filter!`] or [`enrich!`]; [`init!`] optionally receives the config.
 //!
 //! ```ignore
@@ -15,6 +15,7 @@
 #![no_std]
 
 use core::ptr::addr_of_mut;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 pub const ABI_VERSION: i32 = 1;
 
@@ -137,6 +138,54 @@ pub enum Number {
     Float(f64),
 }
 
+// Record access is lazy. Per event the SDK checks only the record frame
+// (length, name, correlation id and field count fit in the record). A lookup
+// ([`Event::find`] and the methods on it) checks that each field it walks
+// over lies inside the record, and fully checks the field it returns (a
+// known kind, an 8-byte value for int and float); the [`Fields`] iterator
+// fully checks every field it yields. A walk that meets a malformed field
+// stops ("not found" / end of iteration) and marks the batch bad: the SDK
+// then answers the whole batch with [`ERR_BAD_INPUT`] whatever the callback
+// returned. Fields no walk reaches are never read (the host never sends
+// malformed records; the checks keep a bad batch from reading outside its
+// record, and from trapping on a slice index).
+static BAD: AtomicBool = AtomicBool::new(false);
+
+#[cold]
+fn mark_bad() {
+    BAD.store(true, Ordering::Relaxed);
+}
+
+/// A known kind, and an 8-byte value for int and float (h: the header word).
+#[inline(always)]
+fn field_ok(h: u64) -> bool {
+    let kind = h as u8;
+    (KIND_INT..=KIND_HOST_CONTEXT).contains(&kind) && (kind > KIND_FLOAT || h >> 32 == 8)
+}
+
+/// The header word of the field at the start of b and the field's size, or
+/// None when the field does not fit in b.
+#[inline(always)]
+fn field_header(b: &[u8]) -> Option<(u64, usize)> {
+    if b.len() < 8 {
+        return None;
+    }
+    let h = u64_at(b, 0);
+    let size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if size > b.len() as u64 {
+        return None;
+    }
+    Some((h, size as usize))
+}
+
+/// The field at the start of b with header h (b holds the whole field).
+#[inline(always)]
+fn field_at(b: &[u8], h: u64, size: usize) -> Field<'_> {
+    let kl = ((h >> 16) & 0xffff) as usize;
+    // SAFETY: field_header checked 8 + kl + vl == size <= b.len().
+    unsafe { Field { kind: h as u8, key: b.get_unchecked(8..8 + kl), value: b.get_unchecked(8 + kl..size) } }
+}
+
 /// Iterates the fields of an event in wire order.
 pub struct Fields<'a> {
     rest: &'a [u8],
@@ -145,15 +194,25 @@ pub struct Fields<'a> {
 
 impl<'a> Iterator for Fields<'a> {
     type Item = Field<'a>;
+    #[inline(always)]
     fn next(&mut self) -> Option<Field<'a>> {
         if self.left == 0 {
             return None;
         }
         let b = self.rest;
-        let (kl, vl) = (u16_at(b, 2), u32_at(b, 4));
-        self.rest = &b[8 + kl + vl..];
-        self.left -= 1;
-        Some(Field { kind: b[0], key: &b[8..8 + kl], value: &b[8 + kl..8 + kl + vl] })
+        match field_header(b) {
+            Some((h, size)) if field_ok(h) => {
+                // SAFETY: size <= b.len() (field_header).
+                self.rest = unsafe { b.get_unchecked(size..) };
+                self.left -= 1;
+                Some(field_at(b, h, size))
+            }
+            _ => {
+                mark_bad();
+                self.left = 0;
+                None
+            }
+        }
     }
 }
 
@@ -163,6 +222,7 @@ pub struct Event<'a> {
     pub name: &'a [u8],
     pub correlation_id: &'a [u8],
     nfields: usize,
+    /// From the first field to the end of the record (checked lazily).
     fields: &'a [u8],
 }
 
@@ -170,20 +230,45 @@ impl<'a> Event<'a> {
     pub fn fields(&self) -> Fields<'a> {
         Fields { rest: self.fields, left: self.nfields }
     }
-    /// First field with kind in lo..=hi and the given key. The first 8
-    /// fields are visited without a Wasm loop (see [`eq_bytes`]).
+    /// First field with kind in lo..=hi and the given key. Per field walked
+    /// over: one 8-byte header load, a bounds check and one compare of kind
+    /// and key length together (flags, byte 1, are ignored); the key bytes
+    /// are compared only when the lengths match. The first 8 fields are
+    /// visited without a Wasm loop (see [`eq_bytes`]).
+    #[inline(always)]
     pub fn find(&self, lo: u8, hi: u8, key: &[u8]) -> Option<Field<'a>> {
-        let mut it = self.fields();
+        if hi < lo || key.len() > 0xffff {
+            return None;
+        }
+        let want = (key.len() as u32) << 16 | lo as u32;
+        let span = (hi - lo) as u32;
+        let mut b = self.fields;
+        let mut left = self.nfields;
         macro_rules! step {
             () => {
-                match it.next() {
-                    None => return None,
-                    Some(f) => {
-                        if f.kind >= lo && f.kind <= hi && eq_bytes(f.key, key) {
-                            return Some(f);
-                        }
-                    }
+                if left == 0 {
+                    return None;
                 }
+                let (h, size) = match field_header(b) {
+                    Some(x) => x,
+                    None => {
+                        mark_bad();
+                        return None;
+                    }
+                };
+                // SAFETY: the key length equals key.len() and the field fits in b.
+                if (h as u32 & 0xffff00ff).wrapping_sub(want) <= span
+                    && eq_bytes(unsafe { b.get_unchecked(8..8 + key.len()) }, key)
+                {
+                    if !field_ok(h) {
+                        mark_bad();
+                        return None;
+                    }
+                    return Some(field_at(b, h, size));
+                }
+                // SAFETY: size <= b.len() (field_header).
+                b = unsafe { b.get_unchecked(size..) };
+                left -= 1;
             };
         }
         step!();
@@ -194,7 +279,9 @@ impl<'a> Event<'a> {
         step!();
         step!();
         step!();
-        it.find(|f| f.kind >= lo && f.kind <= hi && eq_bytes(f.key, key))
+        loop {
+            step!();
+        }
     }
     pub fn measurement(&self, key: &[u8]) -> Option<Field<'a>> {
         self.find(KIND_INT, KIND_STRING, key)
@@ -206,6 +293,7 @@ impl<'a> Event<'a> {
         self.find(KIND_HOST_CONTEXT, KIND_HOST_CONTEXT, key).map(|f| f.value)
     }
     /// An int or float measurement (None when absent or a string).
+    #[inline(always)]
     pub fn number(&self, key: &[u8]) -> Option<Number> {
         let f = self.find(KIND_INT, KIND_FLOAT, key)?;
         Some(if f.kind == KIND_INT { Number::Int(f.as_i64()) } else { Number::Float(f.as_f64()) })
@@ -213,86 +301,41 @@ impl<'a> Event<'a> {
 }
 
 /// Reads the record at the start of b: the event and the record's size.
-/// Every length is checked, so Event accessors cannot go out of bounds.
+/// Only the frame is checked here (the record, name, correlation id and
+/// field count fit; no loop); fields are checked lazily, as they are read.
+#[inline(always)]
 pub fn parse_record(b: &[u8]) -> Option<(Event<'_>, usize)> {
     if b.len() < 4 {
         return None;
     }
     let rl = u32_at(b, 0);
+    // 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2)
     if rl > b.len() - 4 || rl < 14 {
         return None;
     }
-    let r = &b[4..4 + rl];
-    let ts_ns = u64_at(r, 0) as i64;
-    let mut o = 8;
-    let l = u16_at(r, o);
-    o += 2;
-    if l > rl - o {
+    // SAFETY: 4 + rl <= b.len().
+    let r = unsafe { b.get_unchecked(4..4 + rl) };
+    let nl = u16_at(r, 8);
+    if nl > rl - 14 {
         return None;
     }
-    let name = &r[o..o + l];
-    o += l;
-    if rl - o < 2 {
+    let cl = u16_at(r, 10 + nl);
+    if cl > rl - 14 - nl {
         return None;
     }
-    let l = u16_at(r, o);
-    o += 2;
-    if l > rl - o {
-        return None;
-    }
-    let correlation_id = &r[o..o + l];
-    o += l;
-    if rl - o < 2 {
-        return None;
-    }
-    let nfields = u16_at(r, o);
-    o += 2;
-    let start = o;
-    // The first 8 fields without a Wasm loop (see eq_bytes).
-    let mut i = 0;
-    macro_rules! step {
-        () => {
-            if i < nfields {
-                o = check_field(r, o)?;
-                i += 1;
-            }
-        };
-    }
-    step!();
-    step!();
-    step!();
-    step!();
-    step!();
-    step!();
-    step!();
-    step!();
-    while i < nfields {
-        o = check_field(r, o)?;
-        i += 1;
-    }
-    // Bytes after the fields inside a record are skipped.
-    Some((Event { ts_ns, name, correlation_id, nfields, fields: &r[start..o] }, 4 + rl))
-}
-
-/// Checks the field at r[o..] and returns the offset after it.
-#[inline(always)]
-fn check_field(r: &[u8], o: usize) -> Option<usize> {
-    let rl = r.len();
-    if rl - o < 8 {
-        return None;
-    }
-    let kind = r[o];
-    let (kl, vl) = (u16_at(r, o + 2), u32_at(r, o + 4));
-    if !(KIND_INT..=KIND_HOST_CONTEXT).contains(&kind) {
-        return None;
-    }
-    if (kind == KIND_INT || kind == KIND_FLOAT) && vl != 8 {
-        return None;
-    }
-    if 8 + kl as u64 + vl as u64 > (rl - o) as u64 {
-        return None;
-    }
-    Some(o + 8 + kl + vl)
+    let o = 14 + nl + cl;
+    // SAFETY: o <= rl == r.len() (the two checks above).
+    let e = unsafe {
+        Event {
+            ts_ns: u64_at(r, 0) as i64,
+            name: r.get_unchecked(10..10 + nl),
+            correlation_id: r.get_unchecked(12 + nl..12 + nl + cl),
+            nfields: u16_at(r, 12 + nl + cl),
+            // bytes after the last field are skipped
+            fields: r.get_unchecked(o..),
+        }
+    };
+    Some((e, 4 + rl))
 }
 
 /// Parses `-?[0-9]+` into an i64 without overflow (the rule every SDK uses).
@@ -587,6 +630,7 @@ pub fn abi_filter(n: u32, len: u32, keep: fn(&Event) -> bool) -> i64 {
     if !out.reserve(n as usize) {
         return out.err as i64;
     }
+    BAD.store(false, Ordering::Relaxed);
     for i in 0..n as usize {
         let (e, sz) = match parse_record(b) {
             Some(r) => r,
@@ -595,7 +639,7 @@ pub fn abi_filter(n: u32, len: u32, keep: fn(&Event) -> bool) -> i64 {
         unsafe { *out.ptr.add(i) = keep(&e) as u8 };
         b = &b[sz..];
     }
-    if !b.is_empty() {
+    if !b.is_empty() || BAD.load(Ordering::Relaxed) {
         return ERR_BAD_INPUT as i64;
     }
     out.len = n as usize;
@@ -611,6 +655,7 @@ pub fn abi_enrich(n: u32, len: u32, f: fn(&Event, &mut Patch)) -> i64 {
     let out = unsafe { out_buf() };
     out.len = 0;
     out.err = 0;
+    BAD.store(false, Ordering::Relaxed);
     for _ in 0..n {
         let (e, sz) = match parse_record(b) {
             Some(r) => r,
@@ -637,7 +682,7 @@ pub fn abi_enrich(n: u32, len: u32, f: fn(&Event, &mut Patch)) -> i64 {
         unsafe { core::ptr::copy_nonoverlapping(hdr.as_ptr(), out.ptr.add(head), 4) };
         b = &b[sz..];
     }
-    if !b.is_empty() {
+    if !b.is_empty() || BAD.load(Ordering::Relaxed) {
         return ERR_BAD_INPUT as i64;
     }
     out.result()
