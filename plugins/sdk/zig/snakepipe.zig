@@ -1,8 +1,8 @@
 //! Zig guest SDK for snakepipe Wasm plugins (ABI snakepipe_v1, see
 //! docs/plugin-abi.md), for wasm32-freestanding. The SDK owns the input and
-//! result buffers, walks and validates the record batch (a malformed batch
-//! returns err_bad_input before the callback sees it) and writes verdicts or
-//! patches. A plugin writes per-event functions and exports them:
+//! result buffers, walks the record batch (read lazily: the record frame per
+//! event, a field when a lookup walks over it; a malformed batch returns
+//! err_bad_input) and writes verdicts or patches. A plugin writes per-event functions and exports them:
 //!
 //!     const snk = @import("snakepipe");
 //!     fn keep(e: *const snk.Event) bool { ... }
@@ -82,6 +82,45 @@ pub const Field = struct {
 
 pub const Number = union(enum) { int: i64, float: f64 };
 
+// Record access is lazy. Per event the SDK checks only the record frame
+// (length, name, correlation id and field count fit in the record). A lookup
+// (Event.find and the functions on it) checks that each field it walks over
+// lies inside the record, and fully checks the field it returns (a known
+// kind, an 8-byte value for int and float); FieldIterator fully checks every
+// field it yields. A walk that meets a malformed field stops (null) and
+// marks the batch bad: the SDK then answers the whole batch with
+// err_bad_input whatever the callback returned. Fields no walk reaches are
+// never read (the host never sends malformed records; the checks keep a bad
+// batch from reading outside its record: ReleaseFast has no bounds checks).
+var bad_batch: bool = false;
+
+fn markBad() void {
+    @setCold(true);
+    bad_batch = true;
+}
+
+/// A known kind, and an 8-byte value for int and float (h: the header word).
+inline fn fieldOk(h: u64) bool {
+    const kind: u8 = @truncate(h);
+    return kind >= kind_int and kind <= kind_host_context and (kind > kind_float or (h >> 32) == 8);
+}
+
+/// The header word of the field at the start of b and the field's size, or
+/// null when the field does not fit in b.
+inline fn fieldHeader(b: []const u8) ?struct { h: u64, size: usize } {
+    if (b.len < 8) return null;
+    const h = rd64(b, 0);
+    const size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > b.len) return null;
+    return .{ .h = h, .size = @intCast(size) };
+}
+
+/// The field at the start of b with header h (b holds the whole field).
+inline fn fieldAt(b: []const u8, h: u64, size: usize) Field {
+    const kl: usize = @intCast((h >> 16) & 0xffff);
+    return Field{ .kind = @truncate(h), .key = b[8 .. 8 + kl], .value = b[8 + kl .. size] };
+}
+
 pub const FieldIterator = struct {
     rest: []const u8,
     left: usize,
@@ -89,11 +128,19 @@ pub const FieldIterator = struct {
     pub fn next(it: *FieldIterator) ?Field {
         if (it.left == 0) return null;
         const b = it.rest;
-        const kl = rd16(b, 2);
-        const vl = rd32(b, 4);
-        it.rest = b[8 + kl + vl ..];
+        const fh = fieldHeader(b) orelse {
+            markBad();
+            it.left = 0;
+            return null;
+        };
+        if (!fieldOk(fh.h)) {
+            markBad();
+            it.left = 0;
+            return null;
+        }
+        it.rest = b[fh.size..];
         it.left -= 1;
-        return Field{ .kind = b[0], .key = b[8 .. 8 + kl], .value = b[8 + kl .. 8 + kl + vl] };
+        return fieldAt(b, fh.h, fh.size);
     }
 };
 
@@ -103,26 +150,47 @@ pub const Event = struct {
     name: []const u8,
     correlation_id: []const u8,
     nfields: usize,
+    /// From the first field to the end of the record (checked lazily).
     area: []const u8,
 
     pub fn fields(e: *const Event) FieldIterator {
         return .{ .rest = e.area, .left = e.nfields };
     }
-    pub fn nameIs(e: *const Event, name: []const u8) bool {
+    pub inline fn nameIs(e: *const Event, name: []const u8) bool {
         return eqBytes(e.name, name);
     }
-    /// First field with kind in [lo, hi] and the given key. The first 8
-    /// fields are visited without a Wasm loop (see eqBytes).
-    pub fn find(e: *const Event, lo: u8, hi: u8, key: []const u8) ?Field {
-        var it = e.fields();
-        inline for (0..8) |_| {
-            const f = it.next() orelse return null;
-            if (f.kind >= lo and f.kind <= hi and eqBytes(f.key, key)) return f;
+    /// First field with kind in [lo, hi] and the given key. Per field walked
+    /// over: one 8-byte header load, a bounds check and one compare of kind
+    /// and key length together (flags, byte 1, are ignored); the key bytes
+    /// are compared only when the lengths match. The first 8 fields are
+    /// visited without a Wasm loop (see eqBytes).
+    pub inline fn find(e: *const Event, lo: u8, hi: u8, key: []const u8) ?Field {
+        if (hi < lo or key.len > 0xffff) return null;
+        const want: u32 = (@as(u32, @intCast(key.len)) << 16) | lo;
+        const span: u32 = hi - lo;
+        var b = e.area;
+        var left = e.nfields;
+        inline for (0..9) |step| {
+            // steps 0-7 unrolled, then a loop for the rest
+            while (true) {
+                if (left == 0) return null;
+                const fh = fieldHeader(b) orelse {
+                    markBad();
+                    return null;
+                };
+                if ((@as(u32, @truncate(fh.h)) & 0xffff00ff) -% want <= span and eqBytes(b[8 .. 8 + key.len], key)) {
+                    if (!fieldOk(fh.h)) {
+                        markBad();
+                        return null;
+                    }
+                    return fieldAt(b, fh.h, fh.size);
+                }
+                b = b[fh.size..];
+                left -= 1;
+                if (step < 8) break;
+            }
         }
-        while (it.next()) |f| {
-            if (f.kind >= lo and f.kind <= hi and eqBytes(f.key, key)) return f;
-        }
-        return null;
+        unreachable;
     }
     pub fn measurement(e: *const Event, key: []const u8) ?Field {
         return e.find(kind_int, kind_string, key);
@@ -134,7 +202,7 @@ pub const Event = struct {
         return if (e.find(kind_host_context, kind_host_context, key)) |f| f.value else null;
     }
     /// An int or float measurement (null when absent or a string).
-    pub fn number(e: *const Event, key: []const u8) ?Number {
+    pub inline fn number(e: *const Event, key: []const u8) ?Number {
         const f = e.find(kind_int, kind_float, key) orelse return null;
         return if (f.kind == kind_int) Number{ .int = f.int() } else Number{ .float = f.float() };
     }
@@ -142,57 +210,27 @@ pub const Event = struct {
 
 const Parsed = struct { event: Event, size: usize };
 
-/// Reads the record at the start of b; null when malformed. Every length is
-/// checked, so Event accessors cannot go out of bounds.
-pub fn parseRecord(b: []const u8) ?Parsed {
+/// Reads the record at the start of b; null when its frame is malformed.
+/// Only the frame is checked here (the record, name, correlation id and
+/// field count fit; no loop); fields are checked lazily, as they are read.
+pub inline fn parseRecord(b: []const u8) ?Parsed {
     if (b.len < 4) return null;
     const rl = rd32(b, 0);
+    // 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2)
     if (rl > b.len - 4 or rl < 14) return null;
     const r = b[4 .. 4 + rl];
-    var e: Event = undefined;
-    e.ts_ns = @bitCast(rd64(r, 0));
-    var o: usize = 8;
-    var l = rd16(r, o);
-    o += 2;
-    if (l > rl - o) return null;
-    e.name = r[o .. o + l];
-    o += l;
-    if (rl - o < 2) return null;
-    l = rd16(r, o);
-    o += 2;
-    if (l > rl - o) return null;
-    e.correlation_id = r[o .. o + l];
-    o += l;
-    if (rl - o < 2) return null;
-    e.nfields = rd16(r, o);
-    o += 2;
-    const start = o;
-    var i: usize = 0;
-    // The first 8 fields without a Wasm loop (see eqBytes).
-    inline for (0..8) |_| {
-        if (i < e.nfields) {
-            o = checkField(r, o) orelse return null;
-            i += 1;
-        }
-    }
-    while (i < e.nfields) : (i += 1) {
-        o = checkField(r, o) orelse return null;
-    }
-    e.area = r[start..o]; // bytes after the fields inside a record are skipped
-    return Parsed{ .event = e, .size = 4 + rl };
-}
-
-/// Checks the field at r[o..] and returns the offset after it.
-inline fn checkField(r: []const u8, o: usize) ?usize {
-    const rl = r.len;
-    if (rl - o < 8) return null;
-    const kind = r[o];
-    const kl: u64 = rd16(r, o + 2);
-    const vl: u64 = rd32(r, o + 4);
-    if (kind < kind_int or kind > kind_host_context) return null;
-    if ((kind == kind_int or kind == kind_float) and vl != 8) return null;
-    if (8 + kl + vl > rl - o) return null;
-    return o + 8 + @as(usize, @intCast(kl)) + @as(usize, @intCast(vl));
+    const nl = rd16(r, 8);
+    if (nl > rl - 14) return null;
+    const cl = rd16(r, 10 + nl);
+    if (cl > rl - 14 - nl) return null;
+    const o = 14 + nl + cl;
+    return Parsed{ .event = Event{
+        .ts_ns = @bitCast(rd64(r, 0)),
+        .name = r[10 .. 10 + nl],
+        .correlation_id = r[12 + nl .. 12 + nl + cl],
+        .nfields = rd16(r, 12 + nl + cl),
+        .area = r[o..], // bytes after the last field are skipped
+    }, .size = 4 + rl };
 }
 
 /// Parses -?[0-9]+ into an i64 without overflow (the rule every SDK uses).
@@ -397,13 +435,14 @@ pub fn runFilter(n: u32, len: u32, comptime keep: fn (*const Event) bool) i64 {
     out_len = 0;
     out_err = 0;
     if (!reserve(n)) return out_err;
+    bad_batch = false;
     var i: usize = 0;
     while (i < n) : (i += 1) {
         const r = parseRecord(b) orelse return err_bad_input;
         out_ptr[i] = if (keep(&r.event)) 1 else 0;
         b = b[r.size..];
     }
-    if (b.len != 0) return err_bad_input;
+    if (b.len != 0 or bad_batch) return err_bad_input;
     out_len = n;
     return result();
 }
@@ -413,6 +452,7 @@ pub fn runEnrich(n: u32, len: u32, comptime f: fn (*const Event, *Patch) void) i
     var b: []const u8 = in_ptr[0..len];
     out_len = 0;
     out_err = 0;
+    bad_batch = false;
     var i: usize = 0;
     while (i < n) : (i += 1) {
         const r = parseRecord(b) orelse return err_bad_input;
@@ -433,7 +473,7 @@ pub fn runEnrich(n: u32, len: u32, comptime f: fn (*const Event, *Patch) void) i
         }
         b = b[r.size..];
     }
-    if (b.len != 0) return err_bad_input;
+    if (b.len != 0 or bad_batch) return err_bad_input;
     return result();
 }
 
