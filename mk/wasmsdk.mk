@@ -74,9 +74,12 @@ $(WASMSDK_EX)/assemblyscript/%.wasm: $(WASMSDK_EX)/assemblyscript/%.ts $(ASC_DIR
 
 # ---- Rust (no_std, Debian rustc, wasm32-unknown-unknown) ----------------
 
-WASMSDK_RUSTFLAGS := --edition 2021 --target wasm32-unknown-unknown -C opt-level=3 -C panic=abort -C codegen-units=1
+# +bulk-memory: copies become memory.copy, not compiler_builtins' byte loop
+# (a Wasm loop is an exit to Go per iteration when the host has a deadline).
+WASMSDK_RUSTFLAGS := --edition 2021 --target wasm32-unknown-unknown -C opt-level=3 -C panic=abort -C codegen-units=1 \
+	-C target-feature=+bulk-memory
 WASMSDK_RLIB := $(WASMSDK_CACHE)/rust/libsnakepipe.rlib
-$(WASMSDK_RLIB): plugins/sdk/rust/src/lib.rs | $(RUSTC_WASM) $(RUST_WASM_STD)
+$(WASMSDK_RLIB): plugins/sdk/rust/src/lib.rs mk/wasmsdk.mk | $(RUSTC_WASM) $(RUST_WASM_STD)
 	mkdir -p $(dir $@)
 	$(RUSTC_WASM) $(WASMSDK_RUSTFLAGS) --crate-type rlib --crate-name snakepipe \
 		--cfg 'feature="panic-handler"' -o $@ $<
@@ -85,10 +88,11 @@ $(WASMSDK_EX)/rust/%.wasm: $(WASMSDK_EX)/rust/%.rs $(WASMSDK_RLIB) | $(RUSTC_WAS
 		--extern snakepipe=$(WASMSDK_RLIB) -o $@ $<
 
 # ---- Zig (wasm32-freestanding, zig from npm) ----------------------------
+# +bulk_memory: @memcpy becomes memory.copy (see the Rust flags).
 
-$(WASMSDK_EX)/zig/%.wasm: $(WASMSDK_EX)/zig/%.zig $(ZIG_DIR)/snakepipe.zig $(ZIG_STAMP)
+$(WASMSDK_EX)/zig/%.wasm: $(WASMSDK_EX)/zig/%.zig $(ZIG_DIR)/snakepipe.zig $(ZIG_STAMP) mk/wasmsdk.mk
 	mkdir -p $(WASMSDK_CACHE)/zig
-	$(ZIG) build-lib -target wasm32-freestanding -dynamic -rdynamic -O ReleaseFast \
+	$(ZIG) build-lib -target wasm32-freestanding -mcpu=generic+bulk_memory -dynamic -rdynamic -O ReleaseFast \
 		--cache-dir $(WASMSDK_CACHE)/zig/cache --global-cache-dir $(WASMSDK_CACHE)/zig/global \
 		--mod snakepipe::$(ZIG_DIR)/snakepipe.zig --deps snakepipe $< \
 		-femit-bin=$(WASMSDK_CACHE)/zig/$*.wasm
