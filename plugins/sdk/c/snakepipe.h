@@ -163,13 +163,15 @@ static inline snk_field_iter snk_fields(const snk_event *ev) {
     return it;
 }
 
-/* snk__field_size returns the size of the field with header h at p when
- * it lies inside the record (before end), else 0. The header may have been
- * read past end: the input buffer has SNK__SLACK bytes after it, and a
- * header that does not fit fails this check (a field is at least 8 bytes). */
-static inline snk_u32 snk__field_size(snk_u64 h, const snk_u8 *p, const snk_u8 *end) {
-    snk_u64 size = 8 + ((h >> 16) & 0xFFFF) + (h >> 32);
-    return size <= (snk_u64)(snk_u32)(end - p) ? (snk_u32)size : 0;
+/* snk__field_size is the size of the field with header word h. */
+static inline snk_u64 snk__field_size(snk_u64 h) { return 8 + ((h >> 16) & 0xFFFF) + (h >> 32); }
+
+/* snk__field_fits: the field with header h at p lies inside the record
+ * (before end). The header may have been read past end: the input buffer
+ * has SNK__SLACK bytes after it, and a header that does not fit fails this
+ * check (a field is at least 8 bytes). */
+static inline int snk__field_fits(snk_u64 h, const snk_u8 *p, const snk_u8 *end) {
+    return snk__field_size(h) <= (snk_u64)(snk_u32)(end - p);
 }
 
 /* snk__field_ok: a known kind, and an 8-byte value for int and float. */
@@ -193,14 +195,13 @@ static inline int snk_next_field(snk_field_iter *it, snk_field *f) {
     if (it->left == 0) return 0;
     const snk_u8 *p = it->p;
     snk_u64 h = snk__u64(p);
-    snk_u32 size = snk__field_size(h, p, it->end);
-    if (!size || !snk__field_ok(h)) {
+    if (!snk__field_fits(h, p, it->end) || !snk__field_ok(h)) {
         snk__bad = 1;
         it->left = 0;
         return 0;
     }
     snk__field_fill(p, h, f);
-    it->p = p + size;
+    it->p = p + (snk_u32)snk__field_size(h);
     it->left--;
     return 1;
 }
@@ -216,16 +217,14 @@ static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key,
     snk_u32 left = ev->nfields;
     snk_u32 want = keylen << 16 | (snk_u32)lo, span = (snk_u32)(hi - lo);
     snk_u64 h;
-    snk_u32 size;
 #define SNK__FIND_STEP                                                                 \
     if (left == 0) return 0;                                                          \
     h = snk__u64(p);                                                                  \
-    size = snk__field_size(h, p, end);                                                \
-    if (!size) goto bad;                                                              \
+    if (!snk__field_fits(h, p, end)) goto bad;                                        \
     if (((snk_u32)h & 0xFFFF00FFu) - want <= span &&                                  \
         snk__eq_bytes(p + 8, (const snk_u8 *)key, keylen))                             \
         goto found;                                                                   \
-    p += size;                                                                        \
+    p += (snk_u32)snk__field_size(h);                                                 \
     left--;
     SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
     SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
@@ -259,8 +258,9 @@ static inline int snk_number(const snk_event *ev, const char *key, snk_u32 keyle
 /* snk__parse_record checks the frame of the record at p (avail bytes): the
  * length, and that the name, the correlation id and the field count fit in
  * it (no loop; the fields are checked lazily, see above). It fills *ev and
- * returns the record's total size, or 0 when the frame is malformed. */
-static inline snk_u32 snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_event *ev) {
+ * *size (the record's total size) and returns 0 when the frame is
+ * malformed. */
+static inline int snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_event *ev, snk_u32 *size) {
     snk_u32 rl = snk__u32(p); /* may read past the batch: SNK__SLACK */
     /* 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2) */
     if ((snk_u64)rl + 4 > avail || rl < 14) return 0;
@@ -277,7 +277,8 @@ static inline snk_u32 snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_even
     ev->nfields = snk__u16(r + 12 + nl + cl);
     ev->fields = r + 14 + nl + cl;
     ev->end = r + rl; /* bytes after the last field are skipped */
-    return 4 + rl;
+    *size = 4 + rl;
+    return 1;
 }
 
 /* ---- config ------------------------------------------------------------ */
@@ -390,7 +391,7 @@ static inline int snk__config_valid(const snk_u8 *p, snk_u32 len) {
 #endif
 
 /* The input buffer is followed by SNK__SLACK readable bytes, so a fixed-size
- * header can be loaded before its length is checked (see snk__field_size). */
+ * header can be loaded before its length is checked (see snk__field_fits). */
 #define SNK__SLACK 8u
 static snk_u8 snk__in_static[SNK_STATIC_IN + SNK__SLACK];
 static snk_u8 snk__out_static[SNK_STATIC_OUT];
@@ -491,8 +492,8 @@ static inline snk_i64 snk__filter(snk_u32 n, snk_u32 len, int (*keep)(const snk_
     snk_event ev;
     snk__bad = 0;
     for (snk_u32 i = 0; i < n; i++) {
-        snk_u32 sz = snk__parse_record(p, left, &ev);
-        if (!sz) return SNK_ERR_BAD_INPUT;
+        snk_u32 sz;
+        if (!snk__parse_record(p, left, &ev, &sz)) return SNK_ERR_BAD_INPUT;
         out[i] = keep(&ev) ? 1 : 0;
         p += sz;
         left -= sz;
@@ -511,8 +512,8 @@ static inline snk_i64 snk__enrich(snk_u32 n, snk_u32 len, void (*fn)(const snk_e
     snk_event ev;
     snk__bad = 0;
     for (snk_u32 i = 0; i < n; i++) {
-        snk_u32 sz = snk__parse_record(p, left, &ev);
-        if (!sz) return SNK_ERR_BAD_INPUT;
+        snk_u32 sz;
+        if (!snk__parse_record(p, left, &ev, &sz)) return SNK_ERR_BAD_INPUT;
         if (!snk__reserve(4)) return snk__out_err;
         snk_patch pt = {snk__out_len, 0, 0};
         snk__out_len += 4;
