@@ -11,7 +11,8 @@
  * buffers, walks the record batch, and writes verdicts or patches. Records
  * are read lazily: per event only the record frame is checked, and a field
  * lookup checks the fields it walks over (see "reading events"); a
- * malformed batch returns SNK_ERR_BAD_INPUT, and no read leaves its record. Views (snk_bytes) alias the input buffer: valid only during the
+ * malformed batch returns SNK_ERR_BAD_INPUT, and no read leaves its record.
+ * Views (snk_bytes) alias the input buffer: valid only during the
  * callback. Everything is static: include it in exactly one .c file.
  */
 #ifndef SNAKEPIPE_H

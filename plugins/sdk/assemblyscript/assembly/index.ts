@@ -66,28 +66,24 @@ function bytesEq(a: usize, al: u32, b: usize, bl: u32): bool {
 
 // eqBytes compares n bytes. Up to 16 bytes it uses no Wasm loop: with a
 // deadline, wazero instruments every loop iteration with a call, so the hot
-// paths here avoid loops where they can. Longer strings go to eqLong, out
-// of line: binaryen does not inline a function that has a loop, and the
-// lookups (with the plugin's callback around them) should be inlined.
+// paths here avoid loops where they can.
 // @ts-ignore: decorator
 @inline
 function eqBytes(a: usize, b: usize, n: u32): bool {
-  if (n > 16) return eqLong(a, b, n);
+  if (n > 16) {
+    // do-while behind an if: the loop header is only reached when needed
+    do {
+      if (load<u64>(a) != load<u64>(b)) return false;
+      a += 8;
+      b += 8;
+      n -= 8;
+    } while (n > 16);
+  }
   if (n >= 8) return load<u64>(a) == load<u64>(b) && load<u64>(a + n - 8) == load<u64>(b + n - 8);
   if (n >= 4) return load<u32>(a) == load<u32>(b) && load<u32>(a + n - 4) == load<u32>(b + n - 4);
   if (n == 0) return true;
   return load<u8>(a) == load<u8>(b) && load<u8>(a + (n >> 1)) == load<u8>(b + (n >> 1)) &&
     load<u8>(a + n - 1) == load<u8>(b + n - 1);
-}
-
-function eqLong(a: usize, b: usize, n: u32): bool {
-  do {
-    if (load<u64>(a) != load<u64>(b)) return false;
-    a += 8;
-    b += 8;
-    n -= 8;
-  } while (n > 16);
-  return load<u64>(a) == load<u64>(b) && load<u64>(a + n - 8) == load<u64>(b + n - 8);
 }
 
 /** log sends msg to snakepipe's logger (rate-limited by the host). */
@@ -155,9 +151,9 @@ function found(p: usize, h: u64): usize {
   return fieldOk(h) ? p : malformed();
 }
 
-// findRest goes on with Event.find after its first 8 fields, in a loop of
-// its own: binaryen does not inline a function with a loop, and find (with
-// the plugin's callback around it) should be inlined.
+// findRest goes on with Event.find after its first 8 fields, in a loop.
+// It stays a function of its own (find is inlined into every lookup and
+// is big enough with 8 unrolled steps).
 function findRest(p: usize, end: usize, left: u32, want: u32, span: u32, kp: usize, kl: u32): usize {
   while (true) {
     if (left == 0) return 0;
