@@ -166,16 +166,22 @@ function findRest(p: usize, end: usize, left: u32, want: u32, span: u32, kp: usi
   }
 }
 
+// The current record (there is one Event): Wasm globals, not object fields.
+let evRec: usize = 0;
+let evFields: usize = 0;
+let evEnd: usize = 0;
+
 /** One record of the input batch; the SDK reuses a single instance. */
 export class Event {
-  /** The record after its rec_len (the ts_ns field). The SDK stores only
-   *  rec, fieldsPtr and end per event; the getters below read the rest
-   *  from the record (its frame is checked before the callback runs). */
-  rec: usize = 0;
+  /** The record after its rec_len (the ts_ns field). Per event the SDK
+   *  sets only rec, fieldsPtr and end (three Wasm globals: cheaper than
+   *  object fields in memory); the getters below read the rest from the
+   *  record (its frame is checked before the callback runs). */
+  get rec(): usize { return evRec; }
   /** The first field. */
-  fieldsPtr: usize = 0;
+  get fieldsPtr(): usize { return evFields; }
   /** End of the record: fields are checked against it as they are read. */
-  end: usize = 0;
+  get end(): usize { return evEnd; }
   /** Set by number(): the int or float value found. */
   int: i64 = 0;
   float: f64 = 0;
@@ -318,9 +324,9 @@ function parseRecord(p: usize, avail: u32, ev: Event): u32 {
   if (nl > rl - 14) return 0;
   const cl = <u32>load<u16>(r + nl, 10);
   if (cl > rl - 14 - nl) return 0;
-  ev.rec = r;
-  ev.fieldsPtr = r + 14 + nl + cl;
-  ev.end = r + rl; // bytes after the last field are skipped
+  evRec = r;
+  evFields = r + 14 + nl + cl;
+  evEnd = r + rl; // bytes after the last field are skipped
   return 4 + rl;
 }
 
