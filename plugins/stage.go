@@ -462,17 +462,25 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 		}
 		idx := inst.idx[:0]
 		off := 0
+		first := i
 		for ; i < n; i++ {
 			e := &b.Events[i]
-			sz, ok := encodedSize(e, &inst.origins)
-			if sz > maxEv || !ok {
+			// One pass: encode straight into the view; only an event
+			// that does not fit (or is not encodable) is measured, to
+			// tell "ends this chunk" from "oversize".
+			sz := encodeRecord(view[off:], e, &inst.origins)
+			if sz == 0 {
+				full, ok := encodedSize(e, &inst.origins)
+				if ok && full <= maxEv {
+					break
+				}
+				sz = maxEv + 1
+			}
+			if sz > maxEv {
 				verd[i] = vOversize
 				continue
 			}
-			if off+sz > len(view) {
-				break
-			}
-			off += putRecord(view[off:], e, &inst.origins)
+			off += sz
 			idx = append(idx, int32(i))
 		}
 		inst.idx = idx
@@ -486,6 +494,10 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 		if kind == KindFilter {
 			if err := checkVerdicts(out, len(idx)); err != nil {
 				return res, failBadOutput, err
+			}
+			if len(idx) == i-first { // no oversize event in this chunk
+				copy(verd[first:i], out)
+				continue
 			}
 			for j, x := range idx {
 				verd[x] = out[j]
@@ -518,34 +530,7 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 			}
 		}
 	}
-	out := b.Events[:0]
-	pi := 0
-	for i := 0; i < n; i++ {
-		switch verd[i] {
-		case vKeep:
-			if len(out) == i { // still in place (nothing dropped before it): no copy
-				out = out[:i+1]
-			} else {
-				out = append(out, b.Events[i])
-			}
-		case vPatched:
-			out = append(out, pend[pi])
-			pi++
-			res.patched++
-		case vDrop:
-			res.dropped++
-		case vOversize:
-			res.oversize++
-			switch s.cfg.OnError {
-			case OnErrorPass:
-				out = append(out, b.Events[i])
-			case OnErrorDeadLetter:
-				res.dead = append(res.dead, b.Events[i])
-			}
-		}
-	}
-	clear(b.Events[len(out):n]) // let dropped events' strings be collected
-	b.Events = out
+	b.Events = compact(b.Events[:n], verd, pend, s.cfg.OnError, &res)
 	return res, 0, nil
 }
 
