@@ -7,7 +7,6 @@ import (
 	"math"
 	"sort"
 	"strconv"
-	"unsafe"
 
 	"github.com/snakepipe/snakepipe/pipeline"
 )
@@ -196,7 +195,7 @@ func encodeRecord(dst []byte, e *pipeline.Event, oc *originCache) int {
 		if end > len(dst) {
 			return 0
 		}
-		f := dst[p:end]
+		f := dst[p:end:end]
 		le.PutUint64(f, hdr|uint64(uint16(len(k)))<<16)
 		if d := f[fieldHdrLen:]; !put8to16(d, k) {
 			putShortOrLong(d, k)
@@ -219,7 +218,7 @@ func encodeRecord(dst []byte, e *pipeline.Event, oc *originCache) int {
 		if end > len(dst) {
 			return 0
 		}
-		f := dst[p:end]
+		f := dst[p:end:end]
 		le.PutUint64(f, fieldMeta|uint64(uint16(len(k)))<<16|uint64(uint32(len(val)))<<32)
 		if d := f[fieldHdrLen:]; !put8to16(d, k) {
 			putShortOrLong(d, k)
@@ -258,7 +257,7 @@ func put8to16(dst []byte, s string) bool {
 	if uint(n-8) > 8 {
 		return false
 	}
-	b := strBytes(s)
+	b := []byte(s) // only read: the compiler aliases s, no copy
 	d := dst[:n]
 	binary.LittleEndian.PutUint64(d, binary.LittleEndian.Uint64(b))
 	binary.LittleEndian.PutUint64(d[n-8:], binary.LittleEndian.Uint64(b[n-8:]))
@@ -268,7 +267,7 @@ func put8to16(dst []byte, s string) bool {
 // putShortOrLong copies s (not 8 to 16 bytes) to the start of dst.
 func putShortOrLong(dst []byte, s string) {
 	if n := len(s); uint(n-4) <= 3 {
-		b := strBytes(s)
+		b := []byte(s) // only read: the compiler aliases s, no copy
 		d := dst[:n]
 		binary.LittleEndian.PutUint32(d, binary.LittleEndian.Uint32(b))
 		binary.LittleEndian.PutUint32(d[n-4:], binary.LittleEndian.Uint32(b[n-4:]))
@@ -276,9 +275,6 @@ func putShortOrLong(dst []byte, s string) {
 		copy(dst, s)
 	}
 }
-
-// strBytes returns s's bytes without a copy. They must not be written.
-func strBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func putFieldHdr(dst []byte, p int, kind byte, key string, valLen int) int {
 	// u8 kind, u8 flags (0), u16 key_len, u32 val_len: one 8-byte store.
