@@ -57,7 +57,7 @@ func encodable(e *pipeline.Event) bool {
 }
 
 // encodedSize returns recordSize(e) and encodable(e) in one pass over the
-// fields. The stage calls it only for an event encodeRecord refused (to
+// fields. The stage calls it only for an event encodeRecords refused (to
 // tell "does not fit in this chunk" from "oversize"). With oc, the size of
 // the host-context block comes from the cache (which encodes it when the
 // Origin changes).
@@ -138,111 +138,121 @@ func (c *originCache) block(o *pipeline.Origin) []byte {
 	return c.enc
 }
 
-// encodeRecord encodes e at the start of dst in one pass and returns the
-// bytes written: recordSize(e). It returns 0 (a record is never empty) if
-// e does not fit in dst or is not encodable; encodedSize tells the two
-// apart, and the stage asks it only then. dst may have been written to
-// either way. oc may be nil.
+// encodeRecords encodes evs in order into dst, one record after the
+// other, and stops at the first event whose record does not fit in what is
+// left of dst, is larger than maxRec bytes, or is not encodable. It
+// returns the bytes written and the number of events encoded; encodedSize
+// tells the stage why the next event was refused, and it asks only then.
+// Bytes of dst past off may have been written to.
 //
-// This is the per-event hot path of every wasm stage: no separate size
-// pass (each field is checked against the room left as it is written),
-// each field's header one 8-byte store, and no function calls for strings
-// of 4 to 16 bytes (see put8to16). The reference encoder in
-// encode_ref_test.go checks the bytes.
-func encodeRecord(dst []byte, e *pipeline.Event, oc *originCache) int {
+// This is the per-event hot path of every wasm stage, one loop with no
+// call on the common path (a call spills the loop's registers around it):
+// no separate size pass (each field is checked against the room left as
+// it is written), each field header one 8-byte store, strings of 4 to 16
+// bytes copied inline (put8to16), the host-context block copied from the
+// cache. The reference encoder in encode_ref_test.go checks the bytes.
+func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, oc *originCache) (off, n int) {
 	le := binary.LittleEndian
-	name, corr := e.Name, e.CorrelationID
-	p := recHeaderLen + 8 + 2 + len(name) + 2 + len(corr) + 2
-	if p > len(dst) {
-		return 0
-	}
-	// A length fits in u16 iff the OR of all lengths does.
-	lens := len(name) | len(corr)
-	le.PutUint64(dst[recHeaderLen:], uint64(e.TimestampNs))
-	le.PutUint16(dst[recHeaderLen+8:], uint16(len(name)))
-	if d := dst[recHeaderLen+10:]; !put8to16(d, name) {
-		putShortOrLong(d, name)
-	}
-	q := recHeaderLen + 10 + len(name)
-	le.PutUint16(dst[q:], uint16(len(corr)))
-	if d := dst[q+2:]; !put8to16(d, corr) {
-		putShortOrLong(d, corr)
-	}
-	nf := len(e.Measurements) + len(e.Metadata)
-	if e.Origin != nil {
-		nf += 4
-	}
-	le.PutUint16(dst[p-2:], uint16(nf))
-	for i := range e.Measurements {
-		m := &e.Measurements[i]
-		k := m.Key
-		lens |= len(k)
-		var hdr, num uint64
-		var str string
-		switch m.Value.Kind {
-		case pipeline.KindInt:
-			hdr, num = fieldInt|8<<32, uint64(m.Value.Int)
-		case pipeline.KindFloat:
-			hdr, num = fieldFloat|8<<32, math.Float64bits(m.Value.Float)
-		case pipeline.KindString:
-			str = m.Value.Str
-			hdr = fieldString | uint64(uint32(len(str)))<<32
-		default:
-			return 0
+	for n = range evs {
+		e := &evs[n]
+		dst := dst[off:]
+		if len(dst) > maxRec {
+			dst = dst[:maxRec]
 		}
-		vl := int(hdr >> 32)
-		end := p + fieldHdrLen + len(k) + vl
-		if end > len(dst) {
-			return 0
+		name, corr := e.Name, e.CorrelationID
+		p := recHeaderLen + 8 + 2 + len(name) + 2 + len(corr) + 2
+		if p > len(dst) {
+			return off, n
 		}
-		f := dst[p:end:end]
-		le.PutUint64(f, hdr|uint64(uint16(len(k)))<<16)
-		if d := f[fieldHdrLen:]; !put8to16(d, k) {
-			putShortOrLong(d, k)
+		// A length fits in u16 iff the OR of all lengths does.
+		lens := len(name) | len(corr)
+		le.PutUint64(dst[recHeaderLen:], uint64(e.TimestampNs))
+		le.PutUint16(dst[recHeaderLen+8:], uint16(len(name)))
+		if d := dst[recHeaderLen+10:]; !put8to16(d, name) {
+			putShortOrLong(d, name)
 		}
-		v := f[fieldHdrLen+len(k):]
-		if hdr&0xff == fieldString {
-			if !put8to16(v, str) {
-				putShortOrLong(v, str)
+		q := recHeaderLen + 10 + len(name)
+		le.PutUint16(dst[q:], uint16(len(corr)))
+		if d := dst[q+2:]; !put8to16(d, corr) {
+			putShortOrLong(d, corr)
+		}
+		nf := len(e.Measurements) + len(e.Metadata)
+		if e.Origin != nil {
+			nf += 4
+		}
+		le.PutUint16(dst[p-2:], uint16(nf))
+		for i := range e.Measurements {
+			m := &e.Measurements[i]
+			k := m.Key
+			lens |= len(k)
+			var hdr, num uint64
+			var str string
+			switch m.Value.Kind {
+			case pipeline.KindInt:
+				hdr, num = fieldInt|8<<32, uint64(m.Value.Int)
+			case pipeline.KindFloat:
+				hdr, num = fieldFloat|8<<32, math.Float64bits(m.Value.Float)
+			case pipeline.KindString:
+				str = m.Value.Str
+				hdr = fieldString | uint64(uint32(len(str)))<<32
+			default:
+				return off, n
 			}
-		} else {
-			le.PutUint64(v, num)
+			vl := int(hdr >> 32)
+			end := p + fieldHdrLen + len(k) + vl
+			if end > len(dst) {
+				return off, n
+			}
+			f := dst[p:end:end]
+			le.PutUint64(f, hdr|uint64(uint16(len(k)))<<16)
+			if d := f[fieldHdrLen:]; !put8to16(d, k) {
+				putShortOrLong(d, k)
+			}
+			v := f[fieldHdrLen+len(k):]
+			if hdr&0xff == fieldString {
+				if !put8to16(v, str) {
+					putShortOrLong(v, str)
+				}
+			} else {
+				le.PutUint64(v, num)
+			}
+			p = end
 		}
-		p = end
+		for i := range e.Metadata {
+			l := &e.Metadata[i]
+			k, val := l.Key, l.Value
+			lens |= len(k)
+			end := p + fieldHdrLen + len(k) + len(val)
+			if end > len(dst) {
+				return off, n
+			}
+			f := dst[p:end:end]
+			le.PutUint64(f, fieldMeta|uint64(uint16(len(k)))<<16|uint64(uint32(len(val)))<<32)
+			if d := f[fieldHdrLen:]; !put8to16(d, k) {
+				putShortOrLong(d, k)
+			}
+			if d := f[fieldHdrLen+len(k):]; !put8to16(d, val) {
+				putShortOrLong(d, val)
+			}
+			p = end
+		}
+		if lens > math.MaxUint16 || nf > math.MaxUint16 {
+			return off, n
+		}
+		if o := e.Origin; o != nil {
+			blk := oc.enc
+			if oc.o != o {
+				blk = oc.block(o)
+			}
+			if len(blk) > len(dst)-p {
+				return off, n
+			}
+			p += copy(dst[p:], blk)
+		}
+		le.PutUint32(dst, uint32(p-recHeaderLen))
+		off += p
 	}
-	for i := range e.Metadata {
-		l := &e.Metadata[i]
-		k, val := l.Key, l.Value
-		lens |= len(k)
-		end := p + fieldHdrLen + len(k) + len(val)
-		if end > len(dst) {
-			return 0
-		}
-		f := dst[p:end:end]
-		le.PutUint64(f, fieldMeta|uint64(uint16(len(k)))<<16|uint64(uint32(len(val)))<<32)
-		if d := f[fieldHdrLen:]; !put8to16(d, k) {
-			putShortOrLong(d, k)
-		}
-		if d := f[fieldHdrLen+len(k):]; !put8to16(d, val) {
-			putShortOrLong(d, val)
-		}
-		p = end
-	}
-	if lens > math.MaxUint16 || nf > math.MaxUint16 {
-		return 0
-	}
-	if o := e.Origin; o != nil {
-		if oc == nil {
-			oc = &originCache{}
-		}
-		blk := oc.block(o)
-		if len(blk) > len(dst)-p {
-			return 0
-		}
-		p += copy(dst[p:], blk)
-	}
-	le.PutUint32(dst, uint32(p-recHeaderLen))
-	return p
+	return off, len(evs)
 }
 
 // put8to16 copies s to the start of dst (which must hold len(s) bytes)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -71,6 +72,16 @@ func refRecord(e *pipeline.Event) (rec []byte, ok bool) {
 	}
 	le.PutUint32(b, uint32(len(b)-recHeaderLen))
 	return b, true
+}
+
+// encodeRecord encodes the one event e at the start of dst and returns
+// the bytes written, 0 if encodeRecords refused it.
+func encodeRecord(dst []byte, e *pipeline.Event, oc *originCache) int {
+	if oc == nil {
+		oc = &originCache{}
+	}
+	off, _ := encodeRecords(dst, []pipeline.Event{*e}, len(dst), oc)
+	return off
 }
 
 // checkEncode encodes e with encodeRecord into a dirty buffer and compares
@@ -201,4 +212,51 @@ func FuzzEncodeRecord(f *testing.F) {
 			t.Fatalf("exact-size buffer: %x, want %x", buf[:n], want)
 		}
 	})
+}
+
+// encodeRecords over a batch: the records of the events it took, back to
+// back, byte for byte; it stops at the first event that is not encodable,
+// larger than maxRec or does not fit in the rest of the buffer.
+func TestEncodeRecordsStopsAtRefusedEvent(t *testing.T) {
+	origin := &pipeline.Origin{WorkerID: "w-1", Pool: "p", Hostname: "h", PID: 7}
+	mk := func(name string, val int) pipeline.Event {
+		return pipeline.Event{Name: name, TimestampNs: int64(val), CorrelationID: strOf(val%20, 2), Origin: origin,
+			Measurements: []pipeline.Measurement{mi("duration", int64(val))},
+			Metadata:     []pipeline.Label{{Key: "function", Value: strOf(val, 1)}}}
+	}
+	var evs []pipeline.Event
+	for i := range 12 {
+		evs = append(evs, mk("python.call.stop", i*9))
+	}
+	bad := mk("x", 1)
+	bad.Measurements[0].Value = pipeline.Value{}
+	var want []byte
+	var sizes []int
+	for i := range evs {
+		rec, _ := refRecord(&evs[i])
+		want = append(want, rec...)
+		sizes = append(sizes, len(rec))
+	}
+	for _, tc := range []struct {
+		name    string
+		evs     []pipeline.Event
+		buf     int
+		maxRec  int
+		wantN   int
+		wantOff int
+	}{
+		{"all fit", evs, len(want), 1 << 20, len(evs), len(want)},
+		{"buffer one byte short", evs, len(want) - 1, 1 << 20, len(evs) - 1, len(want) - sizes[len(sizes)-1]},
+		{"record over maxRec", evs, len(want), sizes[4] - 1, 4, sizes[0] + sizes[1] + sizes[2] + sizes[3]},
+		{"unencodable third", append(append(slices.Clone(evs[:2]), bad), evs[2:]...), len(want), 1 << 20, 2, sizes[0] + sizes[1]},
+		{"empty batch", nil, 100, 100, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf := bytes.Repeat([]byte{0xa5}, tc.buf)
+			off, n := encodeRecords(buf, tc.evs, tc.maxRec, &originCache{})
+			if n != tc.wantN || off != tc.wantOff || !bytes.Equal(buf[:off], want[:off]) {
+				t.Fatalf("encoded %d events, %d bytes; want %d, %d\n got %x\nwant %x", n, off, tc.wantN, tc.wantOff, buf[:off], want[:tc.wantOff])
+			}
+		})
+	}
 }

@@ -463,25 +463,23 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 		idx := inst.idx[:0]
 		off := 0
 		first := i
-		for ; i < n; i++ {
-			e := &b.Events[i]
-			// One pass: encode straight into the view; only an event
-			// that does not fit (or is not encodable) is measured, to
-			// tell "ends this chunk" from "oversize".
-			sz := encodeRecord(view[off:], e, &inst.origins)
-			if sz == 0 {
-				full, ok := encodedSize(e, &inst.origins)
-				if ok && full <= maxEv {
-					break
-				}
-				sz = maxEv + 1
+		for i < n {
+			// One pass: encode straight into the view until an event is
+			// refused; only that one is measured, to tell "ends this
+			// chunk" from "oversize".
+			o, k := encodeRecords(view[off:], b.Events[i:], maxEv, &inst.origins)
+			for j := range k {
+				idx = append(idx, int32(i+j))
 			}
-			if sz > maxEv {
-				verd[i] = vOversize
-				continue
+			off, i = off+o, i+k
+			if i == n {
+				break
 			}
-			off += sz
-			idx = append(idx, int32(i))
+			if full, ok := encodedSize(&b.Events[i], &inst.origins); ok && full <= maxEv {
+				break
+			}
+			verd[i] = vOversize
+			i++
 		}
 		inst.idx = idx
 		if len(idx) == 0 {
