@@ -372,8 +372,12 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch
 	s.m.eventsIn.Add(uint64(n))
 	s.m.eventsOut.Add(uint64(b.Len()))
 	s.m.dropped.Add(uint64(res.dropped))
-	s.m.patched.Add(uint64(res.patched))
-	s.m.rejected.Add(uint64(res.rejected))
+	if res.patched > 0 { // never for a filter: skip the atomic adds
+		s.m.patched.Add(uint64(res.patched))
+	}
+	if res.rejected > 0 {
+		s.m.rejected.Add(uint64(res.rejected))
+	}
 	if res.oversize > 0 {
 		s.m.oversize.Add(uint64(res.oversize))
 		s.countOnError(res.oversize)
