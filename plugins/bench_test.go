@@ -198,3 +198,18 @@ func BenchmarkSwap(b *testing.B) {
 		t += time.Since(t0)
 	}
 }
+
+// BenchmarkEncodeRecords: the host's encode alone (the events of
+// BenchmarkFilterStage into a 64 KiB buffer, as one chunk).
+func BenchmarkEncodeRecords(b *testing.B) {
+	evs := benchEvents(64)
+	buf := make([]byte, defaultInBuf)
+	var oc originCache
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, n := encodeRecords(buf, evs, maxEventBytes, &oc); n != len(evs) {
+			b.Fatal("event refused")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
+}

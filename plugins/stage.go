@@ -372,8 +372,12 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch
 	s.m.eventsIn.Add(uint64(n))
 	s.m.eventsOut.Add(uint64(b.Len()))
 	s.m.dropped.Add(uint64(res.dropped))
-	s.m.patched.Add(uint64(res.patched))
-	s.m.rejected.Add(uint64(res.rejected))
+	if res.patched > 0 { // never for a filter: skip the atomic adds
+		s.m.patched.Add(uint64(res.patched))
+	}
+	if res.rejected > 0 {
+		s.m.rejected.Add(uint64(res.rejected))
+	}
 	if res.oversize > 0 {
 		s.m.oversize.Add(uint64(res.oversize))
 		s.countOnError(res.oversize)
@@ -462,18 +466,24 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 		}
 		idx := inst.idx[:0]
 		off := 0
-		for ; i < n; i++ {
-			e := &b.Events[i]
-			sz, ok := encodedSize(e, &inst.origins)
-			if sz > maxEv || !ok {
-				verd[i] = vOversize
-				continue
+		first := i
+		for i < n {
+			// One pass: encode straight into the view until an event is
+			// refused; only that one is measured, to tell "ends this
+			// chunk" from "oversize".
+			o, k := encodeRecords(view[off:], b.Events[i:], maxEv, &inst.origins)
+			for j := range k {
+				idx = append(idx, int32(i+j))
 			}
-			if off+sz > len(view) {
+			off, i = off+o, i+k
+			if i == n {
 				break
 			}
-			off += putRecord(view[off:], e, &inst.origins)
-			idx = append(idx, int32(i))
+			if full, ok := encodedSize(&b.Events[i], &inst.origins); ok && full <= maxEv {
+				break
+			}
+			verd[i] = vOversize
+			i++
 		}
 		inst.idx = idx
 		if len(idx) == 0 {
@@ -486,6 +496,10 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 		if kind == KindFilter {
 			if err := checkVerdicts(out, len(idx)); err != nil {
 				return res, failBadOutput, err
+			}
+			if len(idx) == i-first { // no oversize event in this chunk
+				copy(verd[first:i], out)
+				continue
 			}
 			for j, x := range idx {
 				verd[x] = out[j]
@@ -518,34 +532,7 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 			}
 		}
 	}
-	out := b.Events[:0]
-	pi := 0
-	for i := 0; i < n; i++ {
-		switch verd[i] {
-		case vKeep:
-			if len(out) == i { // still in place (nothing dropped before it): no copy
-				out = out[:i+1]
-			} else {
-				out = append(out, b.Events[i])
-			}
-		case vPatched:
-			out = append(out, pend[pi])
-			pi++
-			res.patched++
-		case vDrop:
-			res.dropped++
-		case vOversize:
-			res.oversize++
-			switch s.cfg.OnError {
-			case OnErrorPass:
-				out = append(out, b.Events[i])
-			case OnErrorDeadLetter:
-				res.dead = append(res.dead, b.Events[i])
-			}
-		}
-	}
-	clear(b.Events[len(out):n]) // let dropped events' strings be collected
-	b.Events = out
+	b.Events = compact(b.Events[:n], verd, pend, s.cfg.OnError, &res)
 	return res, 0, nil
 }
 

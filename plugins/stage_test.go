@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -445,5 +446,39 @@ func TestShutdownThenProcess(t *testing.T) {
 	out, err := s.Process(context.Background(), &pipeline.Batch{Events: []pipeline.Event{ev("a")}})
 	if err != nil || out.Len() != 1 { // on_error pass
 		t.Fatalf("after shutdown: %v events, %v", out.Len(), err)
+	}
+}
+
+// An oversize event in the middle of a chunk with on_error: pass stays in
+// its place among the filtered events (the verdicts of that chunk are
+// scattered around it, not copied as one run).
+func TestOversizePassKeepsOrder(t *testing.T) {
+	h := newTestHost(t)
+	cfg := cfgFor(td("filter.wasm"))
+	cfg.Config = map[string]string{"min_duration_ns": "100"}
+	cfg.OnError = OnErrorPass
+	s := mustStage(t, h, cfg, stageOpts{})
+	var evs []pipeline.Event
+	for i := 0; i < 40; i++ {
+		e := ev("python.call.stop", mi("duration", int64(i%4)*50)) // 0, 50 dropped; 100, 150 kept
+		e.Seq = uint64(i)
+		evs = append(evs, e)
+	}
+	huge := ev("python.call.stop", mi("duration", 0))
+	huge.Metadata = []pipeline.Label{{Key: "pad", Value: strings.Repeat("y", 70000)}}
+	huge.Seq = 999
+	evs = append(evs[:13], append([]pipeline.Event{huge}, evs[13:]...)...)
+	out, err := s.Process(context.Background(), &pipeline.Batch{Events: evs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []uint64
+	for _, e := range evs {
+		if e.Seq == 999 || e.Seq%4 >= 2 {
+			want = append(want, e.Seq)
+		}
+	}
+	if got := seqs(out.Events); !slices.Equal(got, want) {
+		t.Fatalf("kept %v, want %v", got, want)
 	}
 }
