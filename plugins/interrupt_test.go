@@ -282,3 +282,62 @@ func TestDeadlineDuringGC(t *testing.T) {
 		t.Errorf("timeouts = %v, want 3", got)
 	}
 }
+
+// TestFixturesSameInstrumented: the host fixtures that process events give
+// the same output rewritten for the deadline (untrusted) as unchanged
+// (trusted).
+func TestFixturesSameInstrumented(t *testing.T) {
+	h := newTestHost(t)
+	input := func() *pipeline.Batch {
+		var evs []pipeline.Event
+		for i := int64(0); i < 40; i++ {
+			e := ev("python.call.stop", mi("duration", i*i*997), mi("n", i))
+			if i%5 == 0 {
+				e.Name = "debug.noise"
+			}
+			e.Metadata = []pipeline.Label{{Key: "tool", Value: "x"}}
+			evs = append(evs, e)
+		}
+		return &pipeline.Batch{Events: evs}
+	}
+	for _, tc := range []struct {
+		file, kind string
+		cfg        map[string]string
+	}{
+		{"filter.wasm", "filter", map[string]string{"min_duration_ns": "5000"}},
+		{"enrich.wasm", "enrich", nil},
+		{"swap_even.wasm", "filter", nil},
+		{"swap_odd.wasm", "enrich", nil},
+		{"ip_start_ok.wasm", "filter", nil},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			var outs [2][]byte
+			for i, trusted := range []bool{true, false} {
+				cfg := cfgFor(td(tc.file))
+				cfg.Trusted, cfg.Kind, cfg.Config = trusted, tc.kind, tc.cfg
+				cfg.Deadline = time.Second
+				s := mustStage(t, h, cfg, stageOpts{})
+				if got := s.cur.Load().mod.interrupt; got == trusted {
+					t.Fatalf("trusted=%v: instrumented = %v", trusted, got)
+				}
+				for _, n := range []int{1, 7, 40} {
+					in := input()
+					for j := 0; j < len(in.Events); j += n {
+						b := &pipeline.Batch{Events: in.Events[j:min(j+n, len(in.Events))]}
+						out, err := s.Process(context.Background(), b)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for k := range out.Events {
+							outs[i] = pipeline.AppendJSON(outs[i], &out.Events[k])
+							outs[i] = append(outs[i], '\n')
+						}
+					}
+				}
+			}
+			if len(outs[0]) == 0 || string(outs[0]) != string(outs[1]) {
+				t.Errorf("outputs differ (or are empty)\ntrusted:\n%s\ninstrumented:\n%s", outs[0], outs[1])
+			}
+		})
+	}
+}
