@@ -116,9 +116,10 @@ func (c HostConfig) Validate() error {
 // plugin of the process. It is safe for concurrent use.
 //
 // There are two runtimes, created on first use and sharing one compilation
-// cache. An untrusted plugin is rewritten so that every loop header checks
-// an exported global its deadline timer sets (interrupt.go); it runs, like
-// a `trusted: true` plugin, in the plain runtime. A module the rewriter
+// cache. An untrusted plugin is rewritten so that its loops yield to Go
+// every few thousand iterations and check an exported global its deadline
+// timer sets (interrupt.go); it runs, like a `trusted: true` plugin, in the
+// plain runtime. A module the rewriter
 // cannot handle falls back to the other runtime, which has wazero's
 // WithCloseOnContextDone: that stops an infinite loop too, but it is a
 // runtime-wide setting that calls out to Go at every loop iteration and

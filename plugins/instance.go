@@ -203,7 +203,8 @@ func newInstance(ctx context.Context, m *module, kind Kind, plog *pluginLog, lim
 // would watch it with a goroutine per call. Instead each instance has one
 // stopped timer (and one cancellable context); a call resets the timer,
 // and disarmDeadline stops it. If the timer fires, it sets the instance's
-// interrupt global (an instrumented module traps at its next loop header)
+// interrupt global (an instrumented module traps within
+// wasmpatch.YieldEvery iterations of its current loop)
 // and cancels the context (in the fallback runtime, wazero's
 // WithCloseOnContextDone then stops the guest). Either is for good: the
 // instance is discarded.
@@ -282,8 +283,8 @@ func (inst *instance) invoke(deadline time.Duration, n, length uint32) ([]byte, 
 func (inst *instance) classify(err error) failKind {
 	if inst.expired {
 		// The timer fired before the call ended: an instrumented guest
-		// traps ("unreachable") at its next loop header, one in the
-		// fallback runtime exits with a context exit code.
+		// traps ("unreachable") at its next yield, one in the fallback
+		// runtime exits with a context exit code.
 		return failTimeout
 	}
 	var ee *sys.ExitError

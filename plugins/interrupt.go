@@ -10,9 +10,9 @@ import (
 // §8). A plugin must not export them itself; one that does still loads,
 // but runs with wazero's slower deadline mechanism.
 const (
-	// InterruptGlobal is the exported mutable i32 global every loop
-	// header of an instrumented module checks: the deadline timer sets it
-	// to 1 and the guest traps at its next loop iteration.
+	// InterruptGlobal is the exported mutable i32 global the loops of an
+	// instrumented module check at every yield: the deadline timer sets it
+	// to 1 and the guest traps.
 	InterruptGlobal = "snk__interrupt"
 	// StartExport is the former start function of an instrumented
 	// module: the start section is removed and the host calls this export
@@ -33,17 +33,18 @@ type Instrumented struct {
 	// HasStart: the module had a start section; call the StartExport
 	// function right after instantiation, before anything else.
 	HasStart bool
-	// Loops is the number of loop headers that check InterruptGlobal.
+	// Loops is the number of loops instrumented.
 	Loops int
 }
 
 // InstrumentForDeadline rewrites bin as the host does for an untrusted
-// plugin: it adds the InterruptGlobal export, a check of it at the start of
-// every loop body, and turns a start section into the StartExport export.
-// Run the result in a runtime without WithCloseOnContextDone; to stop the
-// guest, set the global to 1 (api.MutableGlobal.Set, safe from another
-// goroutine): the running call fails with an "unreachable" trap at its next
-// loop header. An error wraps ErrUninstrumentable.
+// plugin: it adds the InterruptGlobal export and, at the start of every
+// loop body, a fuel count that every 4096 iterations yields to Go and
+// checks the global; and it turns a start section into the StartExport
+// export. Run the result in a runtime without WithCloseOnContextDone; to
+// stop the guest, set the global to 1 (api.MutableGlobal.Set, from another
+// goroutine): the running call fails with an "unreachable" trap within
+// 4096 iterations of its current loop. An error wraps ErrUninstrumentable.
 func InstrumentForDeadline(bin []byte) (Instrumented, error) {
 	res, err := wasmpatch.Instrument(bin, wasmpatch.Names{Interrupt: InterruptGlobal, Start: StartExport})
 	if err != nil {
@@ -53,4 +54,4 @@ func InstrumentForDeadline(bin []byte) (Instrumented, error) {
 }
 
 // errInterrupted marks a guest call stopped through InterruptGlobal.
-var errInterrupted = errors.New("stopped at a loop header by the deadline")
+var errInterrupted = errors.New("stopped in a loop by the deadline")
