@@ -341,3 +341,28 @@ func TestFixturesSameInstrumented(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseStopped: a snk_close that never returns is stopped by the close
+// deadline (the same timer and interrupt global as a batch), so closing
+// the instance ends.
+func TestCloseStopped(t *testing.T) {
+	h := newTestHost(t)
+	cfg := cfgFor(td("ip_closeloop.wasm"))
+	cfg.Instances = 1
+	cfg.Deadline = time.Second
+	s := mustStage(t, h, cfg, stageOpts{})
+	v := s.acquire()
+	defer v.release()
+	if !v.mod.interrupt || !v.mod.hasClose {
+		t.Fatal("module not instrumented, or snk_close not found")
+	}
+	inst, err := v.get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst.close(true, false) // a planned close: snk_close runs
+	if !inst.expired {
+		t.Error("snk_close returned without its deadline firing")
+	}
+	v.giveSlot()
+}
