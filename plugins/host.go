@@ -392,6 +392,15 @@ func (h *Host) compileModule(ctx context.Context, r wazero.Runtime, bin []byte) 
 	done := make(chan result, 1)
 	go func() {
 		defer h.compiles.Done()
+		defer func() {
+			// wazero v1.12 panics validating some malformed modules (found
+			// by FuzzInstrument: a call to a function whose declared type
+			// index is out of range). A plugin file must not crash the
+			// process.
+			if p := recover(); p != nil {
+				done <- result{nil, fmt.Errorf("wazero panicked validating the module: %v", p)}
+			}
+		}()
 		cm, err := h.compileFn(ctx, r, bin)
 		done <- result{cm, err}
 	}()

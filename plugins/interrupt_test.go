@@ -3,9 +3,11 @@ package plugins
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,6 +212,49 @@ func TestFallbackStopsLoop(t *testing.T) {
 	}
 }
 
+// compileCheck compiles bin, turning a wazero panic into an error (see
+// Host.compileModule).
+func compileCheck(ctx context.Context, r wazero.Runtime, bin []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("wazero panicked: %v", p)
+		}
+	}()
+	cm, err := r.CompileModule(ctx, bin)
+	if err == nil {
+		_ = cm.Close(ctx)
+	}
+	return err
+}
+
+// TestCompilePanicIsAnError: a module on which wazero's validation panics
+// (the input FuzzInstrument found) is refused as not valid Wasm; the
+// process goes on.
+func TestCompilePanicIsAnError(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzInstrument", "a443002e0331b118"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "panic.wasm")
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHost(t)
+	for _, trusted := range []bool{false, true} {
+		cfg := cfgFor(path)
+		cfg.Trusted = trusted
+		_, err := newTestStage(t, h, cfg, stageOpts{})
+		if !errors.Is(err, ErrNotWasm) || !strings.Contains(err.Error(), "panicked") {
+			t.Errorf("trusted=%v: err = %v, want ErrNotWasm saying wazero panicked", trusted, err)
+		}
+	}
+}
+
 // FuzzInstrument: the rewriter never panics, and whatever it produces from
 // a module wazero accepts, wazero accepts too.
 func FuzzInstrument(f *testing.F) {
@@ -230,16 +275,12 @@ func FuzzInstrument(f *testing.F) {
 			}
 			return
 		}
-		cm, err := r.CompileModule(ctx, bin)
-		if err != nil {
+		if err := compileCheck(ctx, r, bin); err != nil {
 			return // wazero refuses the input: nothing to compare
 		}
-		_ = cm.Close(ctx)
-		cm, err = r.CompileModule(ctx, ins.Binary)
-		if err != nil {
+		if err := compileCheck(ctx, r, ins.Binary); err != nil {
 			t.Fatalf("wazero accepts the module but not its instrumented version: %v", err)
 		}
-		_ = cm.Close(ctx)
 	})
 }
 
