@@ -42,8 +42,9 @@ type Config struct {
 	MemoryLimitPages uint32 `koanf:"memory_limit_pages"`
 	// Deadline bounds one batch's guest calls (ignored when Trusted).
 	Deadline time.Duration `koanf:"deadline"`
-	// Trusted runs the plugin without a deadline (faster loops and calls;
-	// an infinite loop then hangs its pipeline worker).
+	// Trusted runs the module unchanged and without a deadline (no loop
+	// checks; an infinite loop then hangs its pipeline worker and, by
+	// blocking the garbage collector, soon the process).
 	Trusted bool `koanf:"trusted"`
 	// Instances is the number of instances run in parallel; 0 means
 	// GOMAXPROCS (at most 32).

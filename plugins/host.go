@@ -115,11 +115,15 @@ func (c HostConfig) Validate() error {
 // Host owns the wazero runtimes, the compilation cache and every loaded
 // plugin of the process. It is safe for concurrent use.
 //
-// There are two runtimes: wazero's WithCloseOnContextDone (what makes the
-// per-batch deadline stop an infinite loop) is a runtime-wide setting and
-// costs every call and loop, so untrusted plugins run in a runtime that has
-// it and `trusted: true` plugins in one that does not (created on first
-// use). Both share one compilation cache.
+// There are two runtimes, created on first use and sharing one compilation
+// cache. An untrusted plugin is rewritten so that its loops yield to Go
+// every few thousand iterations and check an exported global its deadline
+// timer sets (interrupt.go); it runs, like a `trusted: true` plugin, in the
+// plain runtime. A module the rewriter
+// cannot handle falls back to the other runtime, which has wazero's
+// WithCloseOnContextDone: that stops an infinite loop too, but it is a
+// runtime-wide setting that calls out to Go at every loop iteration and
+// starts a goroutine per call.
 type Host struct {
 	cfg      HostConfig
 	log      hclog.Logger
@@ -128,15 +132,18 @@ type Host struct {
 	cacheDir string // "" when the cache is in memory only
 
 	mu      sync.Mutex
-	rts     [2]wazero.Runtime // [0] untrusted (close on ctx done), [1] trusted
+	rts     [2]wazero.Runtime // [0] close on ctx done (fallback, Inspect), [1] plain
 	modules map[moduleKey]*module
 	// compileFn is wazero.Runtime.CompileModule; a test replaces it to
 	// make a compile that never ends.
 	compileFn func(ctx context.Context, r wazero.Runtime, bin []byte) (wazero.CompiledModule, error)
-	stages    map[string][]*Stage
-	reserved  uint64 // memory pages reserved by loaded stages
-	watcher   *watcher
-	closed    bool
+	// instrumentFn is InstrumentForDeadline; a test replaces it to force
+	// the fallback.
+	instrumentFn func(bin []byte) (Instrumented, error)
+	stages       map[string][]*Stage
+	reserved     uint64 // memory pages reserved by loaded stages
+	watcher      *watcher
+	closed       bool
 	// compiles counts compiles in flight, including ones given up on after
 	// compile_timeout: Close waits for them, because closing a runtime
 	// while wazero compiles into it crashes the process.
@@ -160,7 +167,7 @@ func NewHost(cfg HostConfig, logger hclog.Logger, metrics *pipeline.Metrics) (*H
 	h := &Host{cfg: cfg, log: logger, metrics: metrics, modules: map[moduleKey]*module{}, stages: map[string][]*Stage{},
 		compileFn: func(ctx context.Context, r wazero.Runtime, bin []byte) (wazero.CompiledModule, error) {
 			return r.CompileModule(ctx, bin)
-		}}
+		}, instrumentFn: InstrumentForDeadline}
 	if cfg.Cache {
 		dir := cfg.CacheDir
 		if dir == "" {
@@ -238,12 +245,12 @@ func (h *Host) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// runtime returns the runtime for trusted or untrusted plugins, creating
-// it and its host modules on first use. h.mu must be held.
-func (h *Host) runtime(ctx context.Context, trusted bool) (wazero.Runtime, error) {
-	i := 0
-	if trusted {
-		i = 1
+// runtime returns the runtime with or without WithCloseOnContextDone,
+// creating it and its host modules on first use. h.mu must be held.
+func (h *Host) runtime(ctx context.Context, closeOnDone bool) (wazero.Runtime, error) {
+	i := 1
+	if closeOnDone {
+		i = 0
 	}
 	if h.rts[i] != nil {
 		return h.rts[i], nil
@@ -257,7 +264,7 @@ func (h *Host) runtime(ctx context.Context, trusted bool) (wazero.Runtime, error
 	default:
 		rc = wazero.NewRuntimeConfig()
 	}
-	rc = rc.WithCloseOnContextDone(!trusted).
+	rc = rc.WithCloseOnContextDone(closeOnDone).
 		WithMemoryLimitPages(hardMaxPages).
 		WithCompilationCache(h.cache).
 		WithCustomSections(true)
@@ -293,8 +300,9 @@ func instantiateHostModules(ctx context.Context, r wazero.Runtime) error {
 }
 
 // compile returns the checked module for bin, compiling it at most once
-// per runtime. The caller owns one reference; release it with
-// (*Host).release.
+// per runtime. An untrusted module is instrumented for the deadline first
+// (or, if it cannot be, compiled as is in the close-on-context-done
+// runtime). The caller owns one reference; release it with (*Host).release.
 func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, error) {
 	key := moduleKey{sum: sha256.Sum256(bin), trusted: trusted}
 	h.mu.Lock()
@@ -307,19 +315,34 @@ func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, 
 		h.mu.Unlock()
 		return m, nil
 	}
-	r, err := h.runtime(ctx, trusted)
+	h.mu.Unlock()
+	start := time.Now()
+	cbin, interrupt, hasStart := bin, false, false
+	if !trusted {
+		if ins, err := h.instrumentFn(bin); err != nil {
+			h.log.Info("plugin module not instrumented for the per-batch deadline; it runs with wazero's slower close-on-context-done instead",
+				"sha256", hex.EncodeToString(key.sum[:12]), "reason", err)
+		} else {
+			cbin, interrupt, hasStart = ins.Binary, true, ins.HasStart
+		}
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrHostClosed
+	}
+	r, err := h.runtime(ctx, !trusted && !interrupt)
 	h.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	cm, err := h.compileModule(ctx, r, bin)
+	cm, err := h.compileModule(ctx, r, cbin)
 	if isCacheReadError(err) && h.cacheDir != "" {
 		h.log.Warn("unreadable entry in the plugin compilation cache; clearing it and compiling again", "dir", h.cacheDir, "error", err)
 		if cerr := clearCacheEntries(h.cacheDir); cerr != nil {
 			h.log.Warn("clearing the plugin compilation cache", "error", cerr)
 		}
-		cm, err = h.compileModule(ctx, r, bin)
+		cm, err = h.compileModule(ctx, r, cbin)
 	}
 	switch {
 	case errors.Is(err, ErrCompileTimeout) || errors.Is(err, ErrHostClosed) || err != nil && ctx.Err() != nil:
@@ -327,7 +350,8 @@ func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, 
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrNotWasm, err)
 	}
-	m := &module{cm: cm, rt: r, sha: hex.EncodeToString(key.sum[:]), key: key, refs: 1, size: len(bin), compileTime: time.Since(start)}
+	m := &module{cm: cm, rt: r, sha: hex.EncodeToString(key.sum[:]), key: key, refs: 1, size: len(bin), compileTime: time.Since(start),
+		interrupt: interrupt, hasStart: hasStart}
 	h.pruneCache() // the compile may have added an entry
 	var info Info
 	m.checkErr = errors.Join(describe(cm, &info, m)...)
@@ -368,6 +392,15 @@ func (h *Host) compileModule(ctx context.Context, r wazero.Runtime, bin []byte) 
 	done := make(chan result, 1)
 	go func() {
 		defer h.compiles.Done()
+		defer func() {
+			// wazero v1.12 panics validating some malformed modules (found
+			// by FuzzInstrument: a call to a function whose declared type
+			// index is out of range). A plugin file must not crash the
+			// process.
+			if p := recover(); p != nil {
+				done <- result{nil, fmt.Errorf("wazero panicked validating the module: %v", p)}
+			}
+		}()
 		cm, err := h.compileFn(ctx, r, bin)
 		done <- result{cm, err}
 	}()

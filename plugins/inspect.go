@@ -48,7 +48,7 @@ func (h *Host) Inspect(ctx context.Context, path string) (Info, error) {
 		return info, nil
 	}
 	h.mu.Lock()
-	r, err := h.runtime(ctx, false)
+	r, err := h.runtime(ctx, true) // the original module: its start section, if any, runs at instantiation
 	h.mu.Unlock()
 	if err != nil {
 		return info, err

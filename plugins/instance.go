@@ -69,8 +69,13 @@ type instance struct {
 	dlCtx    context.Context
 	dlCancel context.CancelFunc
 	dlTimer  *time.Timer
-	// expired: the deadline timer fired, so dlCtx is cancelled for good
-	// and the instance must not be used again.
+	// interrupt is the module's InterruptGlobal (nil when the module was
+	// not instrumented): the deadline timer sets it to 1.
+	interrupt api.MutableGlobal
+	// fired is closed when the timer's function has finished.
+	fired chan struct{}
+	// expired: the deadline timer fired, so dlCtx is cancelled and the
+	// interrupt global set for good: the instance must not be used again.
 	expired bool
 
 	in, cap_ uint32
@@ -109,25 +114,51 @@ func newInstance(ctx context.Context, m *module, kind Kind, plog *pluginLog, lim
 	}
 	inst := &instance{mod: mod, mem: mod.Memory(), lm: lm, callCtx: base, stack: make([]uint64, 2)}
 	fail := func(err error) (*instance, error) {
-		_ = mod.Close(context.Background()) // the instance is unusable either way
+		inst.close(false, true)
 		return nil, err
 	}
 	if inst.mem == nil {
 		return fail(fmt.Errorf("%w: no memory after instantiation", ErrInit))
 	}
+	// call runs one init-time export. In an instrumented module the timer
+	// stops it (ictx is not watched there); otherwise ictx does.
+	call := func(name string, params ...uint64) ([]uint64, error) {
+		f := mod.ExportedFunction(name)
+		if inst.interrupt == nil {
+			return f.Call(ictx, params...)
+		}
+		res, err := f.Call(inst.armDeadline(initDeadline), params...)
+		inst.disarmDeadline()
+		if inst.expired {
+			return nil, fmt.Errorf("ran past the %s init deadline: %w", initDeadline, errors.Join(context.DeadlineExceeded, err))
+		}
+		return res, err
+	}
+	if m.interrupt {
+		g, ok := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+		if !ok {
+			return fail(fmt.Errorf("%w: the instrumented module has no mutable %s global", ErrInit, InterruptGlobal))
+		}
+		inst.interrupt = g
+		if m.hasStart {
+			if _, err := call(StartExport); err != nil {
+				return fail(fmt.Errorf("%w: start function: %w", ErrInit, err))
+			}
+		}
+	}
 	if m.hasInitialize {
-		if _, err := mod.ExportedFunction("_initialize").Call(ictx); err != nil {
+		if _, err := call("_initialize"); err != nil {
 			return fail(fmt.Errorf("%w: _initialize: %w", ErrInit, err))
 		}
 	}
-	res, err := mod.ExportedFunction("snk_abi_version").Call(ictx)
+	res, err := call("snk_abi_version")
 	if err != nil {
 		return fail(fmt.Errorf("%w: snk_abi_version: %w", ErrInit, err))
 	}
 	if v := int32(uint32(res[0])); v != ABIVersion {
 		return fail(fmt.Errorf("%w: snk_abi_version() returned %d, this host speaks ABI %d", ErrABIVersion, v, ABIVersion))
 	}
-	res, err = mod.ExportedFunction("snk_in_buf").Call(ictx, uint64(minCap))
+	res, err = call("snk_in_buf", uint64(minCap))
 	if err != nil {
 		return fail(fmt.Errorf("%w: snk_in_buf(%d): %w", ErrInit, minCap, err))
 	}
@@ -143,7 +174,7 @@ func newInstance(ctx context.Context, m *module, kind Kind, plog *pluginLog, lim
 			return fail(fmt.Errorf("%w: config frame is %d bytes, larger than the %d-byte input buffer", ErrInit, len(cfgFrame), minCap))
 		}
 		inst.mem.Write(inst.in, cfgFrame)
-		res, err = mod.ExportedFunction("snk_init").Call(ictx, uint64(len(cfgFrame)))
+		res, err = call("snk_init", uint64(len(cfgFrame)))
 		if err != nil {
 			return fail(fmt.Errorf("%w: snk_init: %w", ErrInit, err))
 		}
@@ -164,23 +195,38 @@ func newInstance(ctx context.Context, m *module, kind Kind, plog *pluginLog, lim
 	return inst, nil
 }
 
-// armDeadline returns the context of a call that must end within d.
+// armDeadline starts the deadline of a call that must end within d and
+// returns the context to call with.
 //
 // Why not context.WithTimeout per call: it allocates a context and a timer
-// every batch (≈ 200–300 ns and 5 allocations measured here). Instead each
-// instance has one cancellable context and one stopped timer; a call
-// resets the timer, and disarmDeadline stops it. If the timer fires, it
-// cancels the context: wazero (WithCloseOnContextDone) then stops the
-// guest, and the instance is discarded, because its context stays
-// cancelled.
+// every batch (≈ 200–300 ns and 5 allocations measured here), and wazero
+// would watch it with a goroutine per call. Instead each instance has one
+// stopped timer (and one cancellable context); a call resets the timer,
+// and disarmDeadline stops it. If the timer fires, it sets the instance's
+// interrupt global (an instrumented module traps within
+// wasmpatch.YieldEvery iterations of its current loop)
+// and cancels the context (in the fallback runtime, wazero's
+// WithCloseOnContextDone then stops the guest). Either is for good: the
+// instance is discarded.
 func (inst *instance) armDeadline(d time.Duration) context.Context {
 	if inst.dlTimer == nil {
 		inst.dlCtx, inst.dlCancel = context.WithCancel(inst.callCtx)
-		inst.dlTimer = time.AfterFunc(time.Hour, inst.dlCancel)
+		inst.fired = make(chan struct{})
+		inst.dlTimer = time.AfterFunc(time.Hour, inst.onDeadline)
 		inst.dlTimer.Stop()
 	}
 	inst.dlTimer.Reset(d)
 	return inst.dlCtx
+}
+
+// onDeadline runs on the timer's goroutine, at most once per instance (an
+// instance whose timer fired is never armed again).
+func (inst *instance) onDeadline() {
+	if inst.interrupt != nil {
+		inst.interrupt.Set(1)
+	}
+	inst.dlCancel()
+	close(inst.fired)
 }
 
 // disarmDeadline stops the timer armDeadline started. If it had fired
@@ -210,6 +256,9 @@ func (inst *instance) invoke(deadline time.Duration, n, length uint32) ([]byte, 
 	if err != nil {
 		fk := inst.classify(err)
 		if fk == failTimeout {
+			if inst.interrupt != nil {
+				err = errInterrupted // not the "unreachable" trap it is made of
+			}
 			err = fmt.Errorf("the batch ran past its %s deadline: %w", deadline, err)
 		}
 		return nil, fk, err
@@ -232,6 +281,12 @@ func (inst *instance) invoke(deadline time.Duration, n, length uint32) ([]byte, 
 }
 
 func (inst *instance) classify(err error) failKind {
+	if inst.expired {
+		// The timer fired before the call ended: an instrumented guest
+		// traps ("unreachable") at its next yield, one in the fallback
+		// runtime exits with a context exit code.
+		return failTimeout
+	}
 	var ee *sys.ExitError
 	if errors.As(err, &ee) {
 		switch ee.ExitCode() {
@@ -247,18 +302,27 @@ func (inst *instance) classify(err error) failKind {
 
 // close calls snk_close (best effort, if planned) and closes the module.
 func (inst *instance) close(planned bool, trusted bool) {
+	if planned && inst.closeFn != nil {
+		switch {
+		case inst.interrupt != nil && !inst.expired:
+			_, _ = inst.closeFn.Call(inst.armDeadline(closeDeadline)) // best effort by contract
+			inst.disarmDeadline()
+		case inst.interrupt != nil || trusted:
+			// Trusted, or expired: the interrupt global stays set, so a
+			// loop in snk_close traps at once.
+			_, _ = inst.closeFn.Call(inst.callCtx)
+		default:
+			ctx, cancel := context.WithTimeout(inst.callCtx, closeDeadline)
+			_, _ = inst.closeFn.Call(ctx) // best effort by contract
+			cancel()
+		}
+	}
 	if inst.dlTimer != nil {
 		inst.dlTimer.Stop()
-		inst.dlCancel()
-	}
-	if planned && inst.closeFn != nil {
-		ctx := inst.callCtx
-		if !trusted {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, closeDeadline)
-			defer cancel()
+		if inst.expired {
+			<-inst.fired // the timer's goroutine may still be setting the global
 		}
-		_, _ = inst.closeFn.Call(ctx) // best effort by contract
+		inst.dlCancel()
 	}
 	_ = inst.mod.Close(context.Background()) // nothing to do about a close error
 }

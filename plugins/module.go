@@ -165,6 +165,12 @@ type module struct {
 	compileTime time.Duration
 	refs        int // under Host.mu
 	checkErr    error
+	// interrupt: the module was instrumented (InstrumentForDeadline): its
+	// deadline sets InterruptGlobal. Otherwise an untrusted module runs in
+	// the close-on-context-done runtime.
+	interrupt bool
+	// hasStart: call StartExport right after instantiation.
+	hasStart bool
 
 	kinds         []Kind
 	meta          *Meta

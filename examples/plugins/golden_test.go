@@ -129,23 +129,53 @@ func TestGoldenAllLanguages(t *testing.T) {
 	}
 }
 
-// TestGoldenTrusted: the same through trusted stages (no deadline), which
-// run in the host's other wazero runtime.
+// TestGoldenTrusted: every golden case through trusted stages (no
+// deadline: the original module, in the host's plain runtime) gives the
+// same output as through the default, untrusted stages of
+// TestGoldenAllLanguages (the module rewritten for the deadline, see
+// TestExamplesInstrumented).
 func TestGoldenTrusted(t *testing.T) {
 	input := readInput(t)
 	h := newHost(t)
-	gc := goldenCases[0]
-	want, err := os.ReadFile(filepath.Join("testdata", gc.plugin+"."+gc.name+".expected.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, lang := range modules(gc.plugin) {
-		t.Run(lang, func(t *testing.T) {
-			s := mustStage(t, h, wasmPath(t, lang, gc.plugin), gc.cfg, true)
-			if got := toJSONL(runStage(t, s, input, 64)); !bytes.Equal(got, want) {
-				t.Errorf("output differs\n got:\n%s\nwant:\n%s", got, want)
+	for _, gc := range goldenCases {
+		t.Run(gc.plugin+"/"+gc.name, func(t *testing.T) {
+			want, err := os.ReadFile(filepath.Join("testdata", gc.plugin+"."+gc.name+".expected.jsonl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, lang := range modules(gc.plugin) {
+				t.Run(lang, func(t *testing.T) {
+					s := mustStage(t, h, wasmPath(t, lang, gc.plugin), gc.cfg, true)
+					if got := toJSONL(runStage(t, s, input, 64)); !bytes.Equal(got, want) {
+						t.Errorf("output differs\n got:\n%s\nwant:\n%s", got, want)
+					}
+				})
 			}
 		})
+	}
+}
+
+// TestExamplesInstrumented: every example plugin can be rewritten for the
+// cheap deadline (so the untrusted golden runs use the rewritten module,
+// not the close-on-context-done fallback) and has loops to check.
+func TestExamplesInstrumented(t *testing.T) {
+	for _, plugin := range []string{"slow_calls", "duration_class"} {
+		for _, lang := range modules(plugin) {
+			path := wasmPath(t, lang, plugin)
+			bin, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ins, err := plugins.InstrumentForDeadline(bin)
+			if err != nil {
+				t.Errorf("%s: %v", path, err)
+				continue
+			}
+			if ins.Loops == 0 {
+				t.Errorf("%s: no loop instrumented", path)
+			}
+			t.Logf("%s: %d loops, %d -> %d bytes", path, ins.Loops, len(bin), len(ins.Binary))
+		}
 	}
 }
 
