@@ -155,6 +155,7 @@ func (c *originCache) block(o *pipeline.Origin) []byte {
 // FuzzEncodeRecord check the bytes and the refusals.
 func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, oc *originCache) (off, n int) {
 	room := min(len(dst), maxRec) // the largest record that may be written next
+	base := unsafe.Pointer(unsafe.SliceData(dst))
 	for n = range evs {
 		e := &evs[n]
 		name, corr := e.Name, e.CorrelationID
@@ -191,8 +192,9 @@ func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, oc *originCache
 		if size > room || (lens|nf) > math.MaxUint16 {
 			return off, n
 		}
-		// Every write below is within dst[off:off+size] (see putU64).
-		r := unsafe.Pointer(unsafe.SliceData(dst[off : off+size]))
+		// Every write below is within dst[off:off+size] (see putU64): 0 <
+		// size <= room <= len(dst)-off.
+		r := unsafe.Add(base, off)
 		putU32(r, 0, uint32(size-recHeaderLen))
 		putU64(r, recHeaderLen, uint64(e.TimestampNs))
 		putU16(r, recHeaderLen+8, uint16(len(name)))
