@@ -146,80 +146,64 @@ func (c *originCache) block(o *pipeline.Origin) []byte {
 // tells the stage why the next event was refused, and it asks only then.
 // Bytes of dst past off may have been written to.
 //
-// This is the per-event hot path of every wasm stage. Each event is first
-// sized and checked (lengths, value kinds, u16 limits: loads of the event's
-// headers only), then its record is written into dst[off:off+size] with
-// stores at offsets the size pass has proven in range, so the writes need
-// no bounds checks (recWriter); the host-context block is copied from the
-// per-instance cache. The reference encoder in encode_ref_test.go and
-// FuzzEncodeRecord check the bytes and the refusals.
+// This is the per-event hot path of every wasm stage: one pass over each
+// event, each part (the fixed head with name and correlation id, each
+// field, the host-context block) checked against the room left before it
+// is written, then written through unchecked stores (the put functions),
+// strings of up to 16 bytes with fixed-size loads and stores inline, the
+// host-context block copied from the per-instance cache. (Safe slice
+// stores cost about a third more: their bounds checks and the slices'
+// lengths crowd the registers.) The reference encoder in
+// encode_ref_test.go and FuzzEncodeRecord check the bytes and the
+// refusals, with buffers cut to every length.
 func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, oc *originCache) (off, n int) {
-	room := min(len(dst), maxRec) // the largest record that may be written next
 	base := unsafe.Pointer(unsafe.SliceData(dst))
 	for n = range evs {
 		e := &evs[n]
+		// room is the largest record that may be written here; every part
+		// is checked against it before it is written (see putU64).
+		room := min(len(dst)-off, maxRec)
 		name, corr := e.Name, e.CorrelationID
-		ms, md := e.Measurements, e.Metadata
-		size := recHeaderLen + 8 + 2 + len(name) + 2 + len(corr) + 2 + len(ms)*(fieldHdrLen+8) + len(md)*fieldHdrLen
-		// A length fits in u16 iff the OR of all lengths does.
-		lens := len(name) | len(corr)
-		for i := range ms {
-			m := &ms[i]
-			lens |= len(m.Key)
-			size += len(m.Key)
-			if k := m.Value.Kind; k != pipeline.KindInt && k != pipeline.KindFloat {
-				if k != pipeline.KindString {
-					return off, n
-				}
-				size += len(m.Value.Str) - 8
-			}
-		}
-		for i := range md {
-			l := &md[i]
-			lens |= len(l.Key)
-			size += len(l.Key) + len(l.Value)
-		}
-		nf := len(ms) + len(md)
-		var blk []byte
-		if o := e.Origin; o != nil {
-			nf += 4
-			blk = oc.enc
-			if oc.o != o {
-				blk = oc.block(o)
-			}
-			size += len(blk)
-		}
-		if size > room || (lens|nf) > math.MaxUint16 {
+		q := recHeaderLen + 8 + 2 + len(name) + 2 + len(corr) + 2
+		if q > room {
 			return off, n
 		}
-		// Every write below is within dst[off:off+size] (see putU64): 0 <
-		// size <= room <= len(dst)-off.
 		r := unsafe.Add(base, off)
-		putU32(r, 0, uint32(size-recHeaderLen))
+		// A length fits in u16 iff the OR of all lengths does.
+		lens := len(name) | len(corr)
 		putU64(r, recHeaderLen, uint64(e.TimestampNs))
 		putU16(r, recHeaderLen+8, uint16(len(name)))
-		q := recHeaderLen + 10
-		if !put8to16(r, q, name) {
-			putOther(r, q, name)
+		if !put8to16(r, recHeaderLen+10, name) {
+			putOther(r, recHeaderLen+10, name)
 		}
-		q += len(name)
-		putU16(r, q, uint16(len(corr)))
-		q += 2
-		if !put8to16(r, q, corr) {
-			putOther(r, q, corr)
+		c := recHeaderLen + 10 + len(name)
+		putU16(r, c, uint16(len(corr)))
+		if !put8to16(r, c+2, corr) {
+			putOther(r, c+2, corr)
 		}
-		q += len(corr)
-		putU16(r, q, uint16(nf))
-		q += 2
+		ms, md := e.Measurements, e.Metadata
+		nf := len(ms) + len(md)
+		if e.Origin != nil {
+			nf += 4
+		}
+		putU16(r, q-2, uint16(nf))
 		for i := range ms {
 			m := &ms[i]
 			k := m.Key
+			lens |= len(k)
 			hdr, num := uint64(fieldInt|8<<32), uint64(m.Value.Int)
 			switch m.Value.Kind {
+			case pipeline.KindInt:
 			case pipeline.KindFloat:
 				hdr, num = fieldFloat|8<<32, math.Float64bits(m.Value.Float)
-			case pipeline.KindString: // the size pass refused unset values
+			case pipeline.KindString:
 				hdr = fieldString | uint64(uint32(len(m.Value.Str)))<<32
+			default:
+				return off, n
+			}
+			end := q + fieldHdrLen + len(k) + int(hdr>>32)
+			if end > room {
+				return off, n
 			}
 			putU64(r, q, hdr|uint64(uint16(len(k)))<<16)
 			q += fieldHdrLen
@@ -229,18 +213,19 @@ func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, oc *originCache
 			q += len(k)
 			if hdr&0xff != fieldString {
 				putU64(r, q, num)
-				q += 8
-			} else {
-				v := m.Value.Str
-				if !put8to16(r, q, v) {
-					putOther(r, q, v)
-				}
-				q += len(v)
+			} else if v := m.Value.Str; !put8to16(r, q, v) {
+				putOther(r, q, v)
 			}
+			q = end
 		}
 		for i := range md {
 			l := &md[i]
 			k, v := l.Key, l.Value
+			lens |= len(k)
+			end := q + fieldHdrLen + len(k) + len(v)
+			if end > room {
+				return off, n
+			}
 			putU64(r, q, fieldMeta|uint64(uint16(len(k)))<<16|uint64(uint32(len(v)))<<32)
 			q += fieldHdrLen
 			if !put8to16(r, q, k) {
@@ -250,28 +235,38 @@ func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, oc *originCache
 			if !put8to16(r, q, v) {
 				putOther(r, q, v)
 			}
-			q += len(v)
+			q = end
 		}
-		if blk != nil {
+		if (lens | nf) > math.MaxUint16 {
+			return off, n
+		}
+		if o := e.Origin; o != nil {
+			blk := oc.enc
+			if oc.o != o {
+				blk = oc.block(o)
+			}
+			if len(blk) > room-q {
+				return off, n
+			}
 			putBlock(r, q, blk)
+			q += len(blk)
 		}
-		off += size
-		room = min(len(dst)-off, maxRec)
+		putU32(r, 0, uint32(q-recHeaderLen))
+		off += q
 	}
 	return off, len(evs)
 }
 
 // The put functions write a record's parts at r+q without bounds checks:
-// encodeRecords sizes the record first and points r at the start of a dst
-// slice of exactly that size, so every write is in range
-// (TestEncodeRecordMatchesReference and FuzzEncodeRecord check the sizes
-// and bytes against the reference encoder, with buffers cut to the exact
-// size). An address is formed only for a write of at least one byte, so
-// none points past the record; strings are read only within their length.
-// Stores go through encoding/binary: the bytes are little-endian on every
-// host. They are plain functions of (r, q), not methods of a writer
-// struct: the compiler keeps a struct whose methods take its address in
-// memory, and every q += n became a load and a store.
+// encodeRecords checks that each part ends within the room left in dst
+// before it writes it (TestEncodeRecordMatchesReference and
+// FuzzEncodeRecord check the bytes and the refusals against the reference
+// encoder, with buffers cut to every length). An address is formed only
+// for a write of at least one byte, so none points past dst; strings are
+// read only within their length. Stores go through encoding/binary: the
+// bytes are little-endian on every host. They are plain functions of
+// (r, q), not methods of a writer struct: the compiler kept such a struct
+// in memory, and every q += n became a load and a store.
 func putU16(r unsafe.Pointer, q int, v uint16) {
 	binary.LittleEndian.PutUint16((*[2]byte)(unsafe.Add(r, q))[:], v)
 }
