@@ -464,40 +464,52 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 		if !ok {
 			return res, failBadOutput, fmt.Errorf("%w: the input buffer at %#x no longer fits in memory", ErrBadOutput, inst.in)
 		}
+		// The chunk's events are b.Events[first:i], except the oversize
+		// ones: idx lists the encoded events' indexes, built only once an
+		// oversize event leaves a gap (sparse); cnt counts them.
 		idx := inst.idx[:0]
-		off := 0
+		sparse := false
+		off, cnt := 0, 0
 		first := i
 		for i < n {
 			// One pass: encode straight into the view until an event is
 			// refused; only that one is measured, to tell "ends this
 			// chunk" from "oversize".
 			o, k := encodeRecords(view[off:], b.Events[i:], maxEv, &inst.origins)
-			for j := range k {
-				idx = append(idx, int32(i+j))
+			if sparse {
+				for j := range k {
+					idx = append(idx, int32(i+j))
+				}
 			}
-			off, i = off+o, i+k
+			off, i, cnt = off+o, i+k, cnt+k
 			if i == n {
 				break
 			}
 			if full, ok := encodedSize(&b.Events[i], &inst.origins); ok && full <= maxEv {
 				break
 			}
+			if !sparse {
+				sparse = true
+				for x := first; x < i; x++ {
+					idx = append(idx, int32(x))
+				}
+			}
 			verd[i] = vOversize
 			i++
 		}
 		inst.idx = idx
-		if len(idx) == 0 {
+		if cnt == 0 {
 			continue
 		}
-		out, fk, err := inst.invoke(s.deadline, uint32(len(idx)), uint32(off))
+		out, fk, err := inst.invoke(s.deadline, uint32(cnt), uint32(off))
 		if err != nil {
 			return res, fk, err
 		}
 		if kind == KindFilter {
-			if err := checkVerdicts(out, len(idx)); err != nil {
+			if err := checkVerdicts(out, cnt); err != nil {
 				return res, failBadOutput, err
 			}
-			if len(idx) == i-first { // no oversize event in this chunk
+			if !sparse {
 				copy(verd[first:i], out)
 				continue
 			}
@@ -509,12 +521,16 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 		if len(out) > 2*off+65536 {
 			return res, failBadOutput, fmt.Errorf("%w: enrich result is %d bytes for %d input bytes (limit 2×input+64KiB)", ErrBadOutput, len(out), off)
 		}
-		acts, err := decodeActions(out, len(idx), inst.acts)
+		acts, err := decodeActions(out, cnt, inst.acts)
 		inst.acts = acts
 		if err != nil {
 			return res, failBadOutput, err
 		}
-		for j, x := range idx {
+		for j := range cnt {
+			x := first + j // the chunk's j-th record's event
+			if sparse {
+				x = int(idx[j])
+			}
 			switch acts[j].op {
 			case opUnchanged:
 				verd[x] = vKeep

@@ -482,3 +482,54 @@ func TestOversizePassKeepsOrder(t *testing.T) {
 		t.Fatalf("kept %v, want %v", got, want)
 	}
 }
+
+// An oversize event inside an enricher's chunk: each action must still
+// land on its own event (the chunk's records skip the oversize one).
+func TestOversizeInEnrichChunk(t *testing.T) {
+	h := newTestHost(t)
+	cfg := cfgFor(td("enrich.wasm"))
+	cfg.OnError = OnErrorPass
+	s := mustStage(t, h, cfg, stageOpts{})
+	var evs []pipeline.Event
+	for i := 0; i < 30; i++ {
+		var e pipeline.Event
+		switch i % 3 {
+		case 0:
+			e = ev("python.call.stop", mi("duration", int64(i)*1000)) // patched: duration_us = i
+		case 1:
+			e = ev("debug.noise", mi("duration", 1)) // dropped
+		default:
+			e = ev("other") // unchanged
+		}
+		e.Seq = uint64(i)
+		evs = append(evs, e)
+	}
+	huge := ev("python.call.stop", mi("duration", 7000))
+	huge.Metadata = []pipeline.Label{{Key: "pad", Value: strings.Repeat("y", 70000)}}
+	huge.Seq = 999
+	evs = append(evs[:10], append([]pipeline.Event{huge}, evs[10:]...)...)
+	var want []uint64
+	for _, e := range evs {
+		if e.Seq == 999 || e.Seq%3 != 1 {
+			want = append(want, e.Seq)
+		}
+	}
+	out, err := s.Process(context.Background(), &pipeline.Batch{Events: evs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(out.Events); !slices.Equal(got, want) {
+		t.Fatalf("kept %v, want %v", got, want)
+	}
+	for _, e := range out.Events {
+		us, ok := e.Measurement("duration_us")
+		switch {
+		case e.Seq == 999 || e.Seq%3 == 2:
+			if ok {
+				t.Errorf("event %d (not patched) has duration_us %v", e.Seq, us)
+			}
+		case !ok || us.Int != int64(e.Seq):
+			t.Errorf("event %d: duration_us %v (present %v), want %d", e.Seq, us, ok, e.Seq)
+		}
+	}
+}

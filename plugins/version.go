@@ -99,19 +99,34 @@ func (v *version) giveSlot() {
 	v.mu.Unlock()
 }
 
-// get returns an instance for one batch, waiting for a free slot.
+// get returns an instance for one batch, waiting for a free slot. With a
+// free slot and an idle instance (every batch of a busy stage) it takes
+// both under one lock.
 func (v *version) get(ctx context.Context) (*instance, error) {
-	if err := v.takeSlot(ctx); err != nil {
-		return nil, err
-	}
 	v.mu.Lock()
-	if n := len(v.idle); n > 0 {
-		inst := v.idle[n-1]
-		v.idle = v.idle[:n-1]
+	if v.free > 0 {
+		v.free--
+		if n := len(v.idle); n > 0 {
+			inst := v.idle[n-1]
+			v.idle = v.idle[:n-1]
+			v.mu.Unlock()
+			return inst, nil
+		}
 		v.mu.Unlock()
-		return inst, nil
+	} else {
+		v.mu.Unlock()
+		if err := v.takeSlot(ctx); err != nil {
+			return nil, err
+		}
+		v.mu.Lock()
+		if n := len(v.idle); n > 0 {
+			inst := v.idle[n-1]
+			v.idle = v.idle[:n-1]
+			v.mu.Unlock()
+			return inst, nil
+		}
+		v.mu.Unlock()
 	}
-	v.mu.Unlock()
 	inst, err := v.stage.instantiate(ctx, v)
 	if err != nil {
 		v.giveSlot()
@@ -140,6 +155,11 @@ func (v *version) put(inst *instance, failed bool) {
 			break
 		}
 		v.idle = append(v.idle, inst) // at most cap(idle): one per slot
+		if len(v.waiters) == 0 {      // the slot back too, under the same lock
+			v.free++
+			v.mu.Unlock()
+			return
+		}
 		v.mu.Unlock()
 	}
 	v.giveSlot()
