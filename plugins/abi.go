@@ -192,17 +192,20 @@ func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, oc *originCache
 			m := &ms[i]
 			k := m.Key
 			lens |= len(k)
-			hdr, num := uint64(fieldInt|8<<32), uint64(m.Value.Int)
+			hdr, num, vl := uint64(fieldInt|8<<32), uint64(m.Value.Int), 8
 			switch m.Value.Kind {
 			case pipeline.KindInt:
 			case pipeline.KindFloat:
 				hdr, num = fieldFloat|8<<32, math.Float64bits(m.Value.Float)
 			case pipeline.KindString:
-				hdr = fieldString | uint64(uint32(len(m.Value.Str)))<<32
+				vl = len(m.Value.Str)
+				hdr = fieldString | uint64(uint32(vl))<<32
 			default:
 				return off, n
 			}
-			end := q + fieldHdrLen + len(k) + int(hdr>>32)
+			// vl, not the header's u32 (which would wrap above 4 GiB): the
+			// check must cover every byte the stores below write.
+			end := q + fieldHdrLen + len(k) + vl
 			if end > room {
 				return off, n
 			}
