@@ -102,6 +102,16 @@ static inline snk_u64 snk__u64(const snk_u8 *p) {
     return v;
 }
 
+/* snk__vu32 / snk__vu64: loads clang must emit as written, full width and
+ * in this order (volatile), where their order saves wazero a bounds check:
+ * wazero checks a load against the memory size unless an earlier load in
+ * the same straight-line path from the same address reached at least as
+ * far. */
+typedef snk_u32 __attribute__((aligned(1))) snk__u32_unaligned;
+typedef snk_u64 __attribute__((aligned(1))) snk__u64_unaligned;
+static inline snk_u32 snk__vu32(const snk_u8 *p) { return *(const volatile snk__u32_unaligned *)p; }
+static inline snk_u64 snk__vu64(const snk_u8 *p) { return *(const volatile snk__u64_unaligned *)p; }
+
 /* snk__eq_bytes compares n bytes. Up to 16 bytes it uses no Wasm loop:
  * with a deadline, wazero instruments every loop iteration with a call,
  * so the hot paths of this header avoid loops where they can. */
@@ -120,6 +130,22 @@ static inline int snk__eq_bytes(const snk_u8 *a, const snk_u8 *b, snk_u32 n) {
     if (n == 0) return 1;
     /* 1..3 bytes: first, middle and last */
     return a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1];
+}
+
+/* snk__key_eq: the keylen bytes at p equal key; k8 holds the 8 bytes at p
+ * (already loaded, see snk_find). With a constant keylen (the macros pass
+ * sizeof a literal) a key up to 8 bytes is one masked compare of k8 and a
+ * key up to 16 bytes adds one load. */
+static inline int snk__key_eq(const snk_u8 *p, snk_u64 k8, const char *key, snk_u32 keylen) {
+    if (__builtin_constant_p(keylen) && keylen <= 16) {
+        if (keylen == 0) return 1;
+        snk_u64 lit = 0;
+        __builtin_memcpy(&lit, key, keylen < 8 ? keylen : 8);
+        if (keylen < 8) return ((k8 ^ lit) & ((1ULL << (8 * (keylen & 7))) - 1)) == 0;
+        if (keylen == 8) return k8 == lit;
+        return k8 == lit && snk__u64(p + keylen - 8) == snk__u64((const snk_u8 *)key + keylen - 8);
+    }
+    return snk__eq_bytes(p, (const snk_u8 *)key, keylen);
 }
 
 /* snk_eq compares a view with len bytes at s. SNK_EQ takes a string literal. */
@@ -207,11 +233,24 @@ static inline int snk_next_field(snk_field_iter *it, snk_field *f) {
     return 1;
 }
 
+/* snk__found_ok: the field with header h, whose kind is in [lo, hi], is
+ * well formed. With constant bounds this folds to one compare or none. */
+static inline int snk__found_ok(snk_u64 h, int lo, int hi) {
+    if (lo >= SNK_KIND_INT && hi <= SNK_KIND_FLOAT) return (h >> 32) == 8;
+    if (lo > SNK_KIND_FLOAT && hi <= SNK_KIND_HOST_CONTEXT) return 1;
+    return snk__field_ok(h);
+}
+
 /* snk_find finds the first field with kind in [lo, hi] and the given key.
  * Per field it walks over: one 8-byte header load, a bounds check, and one
  * compare of kind and key length together (flags, byte 1, are ignored);
  * the key bytes are compared only when the lengths match. The first 8
- * fields are visited without a Wasm loop (see snk__eq_bytes). */
+ * fields are visited without a Wasm loop (see snk__eq_bytes).
+ *
+ * The 8 bytes after the header are loaded before the header, whether or
+ * not they are the key (they may lie past the record; SNK__SLACK keeps
+ * them inside the buffer): wazero then checks one bounds for both loads,
+ * and a key up to 8 bytes needs no further load (snk__key_eq). */
 static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f) {
     if (hi < lo || keylen > 0xFFFF) return 0;
     const snk_u8 *p = ev->fields, *end = ev->end;
@@ -220,13 +259,14 @@ static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key,
     snk_u64 h;
 #define SNK__FIND_STEP                                                                 \
     if (left == 0) return 0;                                                          \
-    h = snk__u64(p);                                                                  \
-    if (!snk__field_fits(h, p, end)) goto bad;                                        \
-    if (((snk_u32)h & 0xFFFF00FFu) - want <= span &&                                  \
-        snk__eq_bytes(p + 8, (const snk_u8 *)key, keylen))                             \
+    k8 = snk__vu64(p + 8);                                                            \
+    h = snk__vu64(p);                                                                 \
+    if (__builtin_expect(!snk__field_fits(h, p, end), 0)) goto bad;                   \
+    if (((snk_u32)h & 0xFFFF00FFu) - want <= span && snk__key_eq(p + 8, k8, key, keylen)) \
         goto found;                                                                   \
     p += (snk_u32)snk__field_size(h);                                                 \
     left--;
+    snk_u64 k8;
     SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
     SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
     for (;;) {
@@ -234,8 +274,14 @@ static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key,
     }
 #undef SNK__FIND_STEP
 found:
-    if (!snk__field_ok(h)) goto bad;
-    snk__field_fill(p, h, f);
+    if (__builtin_expect(!snk__found_ok(h, lo, hi), 0)) goto bad;
+    /* the key length is keylen here: a constant for the macros, so the
+     * value's address is p plus a constant */
+    f->kind = (snk_u8)h;
+    f->key.p = p + 8;
+    f->key.len = keylen;
+    f->val.p = p + 8 + keylen;
+    f->val.len = (snk_u32)(h >> 32);
     return 1;
 bad:
     snk__bad = 1;
@@ -260,16 +306,20 @@ static inline int snk_number(const snk_event *ev, const char *key, snk_u32 keyle
  * length, and that the name, the correlation id and the field count fit in
  * it (no loop; the fields are checked lazily, see above). It fills *ev and
  * *size (the record's total size) and returns 0 when the frame is
- * malformed. */
+ * malformed. Three compares: rec_len against the batch, then name_len and
+ * name_len + corr_len against rec_len (which also rules out rec_len < 14).
+ * The first 16 bytes are loaded before any check (SNK__SLACK), the word
+ * holding name_len first: wazero checks its bounds once for both loads. */
 static inline int snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_event *ev, snk_u32 *size) {
-    snk_u32 rl = snk__u32(p); /* may read past the batch: SNK__SLACK */
+    snk_u64 w = snk__vu64(p + 8); /* ts high half, name_len, 2 name bytes */
+    snk_u32 rl = snk__vu32(p);
+    snk_u32 nl = (snk_u32)(w >> 32) & 0xFFFF;
     /* 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2) */
-    if ((snk_u64)rl + 4 > avail || rl < 14) return 0;
+    if (__builtin_expect((snk_u64)rl + 4 > avail, 0)) return 0;
+    if (__builtin_expect(nl + 14 > rl, 0)) return 0;
     const snk_u8 *r = p + 4;
-    snk_u32 nl = snk__u16(r + 8);
-    if (nl > rl - 14) return 0;
     snk_u32 cl = snk__u16(r + 10 + nl);
-    if (cl > rl - 14 - nl) return 0;
+    if (__builtin_expect(nl + cl + 14 > rl, 0)) return 0;
     ev->ts_ns = (snk_i64)snk__u64(r);
     ev->name.p = r + 10;
     ev->name.len = nl;
@@ -393,7 +443,7 @@ static inline int snk__config_valid(const snk_u8 *p, snk_u32 len) {
 
 /* The input buffer is followed by SNK__SLACK readable bytes, so a fixed-size
  * header can be loaded before its length is checked (see snk__field_fits). */
-#define SNK__SLACK 8u
+#define SNK__SLACK 16u
 static snk_u8 snk__in_static[SNK_STATIC_IN + SNK__SLACK];
 static snk_u8 snk__out_static[SNK_STATIC_OUT];
 static snk_u8 *snk__in = snk__in_static;
