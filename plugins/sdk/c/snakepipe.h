@@ -241,24 +241,29 @@ static inline int snk__found_ok(snk_u64 h, int lo, int hi) {
     return snk__field_ok(h);
 }
 
-/* snk_find finds the first field with kind in [lo, hi] and the given key.
- * Per field it walks over: one 8-byte header load, a bounds check, and one
- * compare of kind and key length together (flags, byte 1, are ignored);
- * the key bytes are compared only when the lengths match. The first 8
- * fields are visited without a Wasm loop (see snk__eq_bytes).
+/* snk__find is snk_find that also stores in *word the 8 bytes at the
+ * value of the field found (for snk_number: an int or float value).
  *
- * The 8 bytes after the header are loaded before the header, whether or
- * not they are the key (they may lie past the record; SNK__SLACK keeps
- * them inside the buffer): wazero then checks one bounds for both loads,
- * and a key up to 8 bytes needs no further load (snk__key_eq). */
-static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f) {
+ * Per field walked over, the loads come in an order that lets wazero check
+ * one bound for all of them (it skips the check of a load that an earlier
+ * load from the same address, on the same straight path, reached past):
+ * with a constant key of up to 16 bytes, first the 8 bytes where the value
+ * would be if this were the field (p + 8 + keylen), then the 8 bytes after
+ * the header, then the header. These loads happen before the field is
+ * known to fit in its record (they stay in the buffer: SNK__SLACK), and
+ * their values are used only once it does. A key up to 8 bytes is then one
+ * masked compare of the word after the header (snk__key_eq). */
+static inline int snk__find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f,
+                            snk_u64 *word) {
     if (hi < lo || keylen > 0xFFFF) return 0;
     const snk_u8 *p = ev->fields, *end = ev->end;
     snk_u32 left = ev->nfields;
     snk_u32 want = keylen << 16 | (snk_u32)lo, span = (snk_u32)(hi - lo);
-    snk_u64 h;
+    const int probe = __builtin_constant_p(keylen) && keylen <= 16;
+    snk_u64 h, k8, v = 0;
 #define SNK__FIND_STEP                                                                 \
     if (left == 0) return 0;                                                          \
+    if (probe) v = snk__vu64(p + (8 + keylen));                                       \
     k8 = snk__vu64(p + 8);                                                            \
     h = snk__vu64(p);                                                                 \
     if (__builtin_expect(!snk__field_fits(h, p, end), 0)) goto bad;                   \
@@ -266,7 +271,6 @@ static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key,
         goto found;                                                                   \
     p += (snk_u32)snk__field_size(h);                                                 \
     left--;
-    snk_u64 k8;
     SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
     SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
     for (;;) {
@@ -282,10 +286,23 @@ found:
     f->key.len = keylen;
     f->val.p = p + 8 + keylen;
     f->val.len = (snk_u32)(h >> 32);
+    /* v is the value's first 8 bytes when the value has 8 (int, float) */
+    *word = probe ? v : (f->val.len >= 8 ? snk__u64(f->val.p) : 0);
     return 1;
 bad:
     snk__bad = 1;
     return 0;
+}
+
+/* snk_find finds the first field with kind in [lo, hi] and the given key.
+ * Per field it walks over: the header (and the next 8 bytes, see
+ * snk__find) loaded, a bounds check, and one compare of kind and key
+ * length together (flags, byte 1, are ignored); the key bytes are compared
+ * only when the lengths match. The first 8 fields are visited without a
+ * Wasm loop (see snk__eq_bytes). */
+static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f) {
+    snk_u64 word;
+    return snk__find(ev, lo, hi, key, keylen, f, &word);
 }
 #define SNK_MEASUREMENT(ev, lit, f) snk_find((ev), SNK_KIND_INT, SNK_KIND_STRING, (lit), sizeof(lit) - 1, (f))
 #define SNK_METADATA(ev, lit, f) snk_find((ev), SNK_KIND_METADATA, SNK_KIND_METADATA, (lit), sizeof(lit) - 1, (f))
@@ -295,10 +312,14 @@ bad:
  * *i set, SNK_KIND_FLOAT with *d set, or 0 when absent (or a string). */
 static inline int snk_number(const snk_event *ev, const char *key, snk_u32 keylen, snk_i64 *i, double *d) {
     snk_field f;
-    if (!snk_find(ev, SNK_KIND_INT, SNK_KIND_FLOAT, key, keylen, &f)) return 0;
-    if (f.kind == SNK_KIND_INT) *i = snk_field_i64(&f);
-    else *d = snk_field_f64(&f);
-    return f.kind;
+    snk_u64 w;
+    if (!snk__find(ev, SNK_KIND_INT, SNK_KIND_FLOAT, key, keylen, &f, &w)) return 0;
+    if (f.kind == SNK_KIND_INT) {
+        *i = (snk_i64)w;
+        return SNK_KIND_INT;
+    }
+    *d = __builtin_bit_cast(double, w);
+    return SNK_KIND_FLOAT;
 }
 #define SNK_NUMBER(ev, lit, i, d) snk_number((ev), (lit), sizeof(lit) - 1, (i), (d))
 
@@ -311,6 +332,7 @@ static inline int snk_number(const snk_event *ev, const char *key, snk_u32 keyle
  * The first 16 bytes are loaded before any check (SNK__SLACK), the word
  * holding name_len first: wazero checks its bounds once for both loads. */
 static inline int snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_event *ev, snk_u32 *size) {
+    (void)snk__vu64(p + 24);     /* bounds probe: p..p+32 */
     snk_u64 w = snk__vu64(p + 8); /* ts high half, name_len, 2 name bytes */
     snk_u32 rl = snk__vu32(p);
     snk_u32 nl = (snk_u32)(w >> 32) & 0xFFFF;
@@ -318,7 +340,11 @@ static inline int snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_event *e
     if (__builtin_expect((snk_u64)rl + 4 > avail, 0)) return 0;
     if (__builtin_expect(nl + 14 > rl, 0)) return 0;
     const snk_u8 *r = p + 4;
-    snk_u32 cl = snk__u16(r + 10 + nl);
+    /* c is opaque to clang: otherwise it shares p + 14 between this load
+     * and the name's, and wazero checks the name's loads separately */
+    const snk_u8 *c = p + nl;
+    __asm__("" : "+r"(c));
+    snk_u32 cl = snk__u16(c + 14);
     if (__builtin_expect(nl + cl + 14 > rl, 0)) return 0;
     ev->ts_ns = (snk_i64)snk__u64(r);
     ev->name.p = r + 10;
@@ -443,7 +469,7 @@ static inline int snk__config_valid(const snk_u8 *p, snk_u32 len) {
 
 /* The input buffer is followed by SNK__SLACK readable bytes, so a fixed-size
  * header can be loaded before its length is checked (see snk__field_fits). */
-#define SNK__SLACK 16u
+#define SNK__SLACK 32u
 static snk_u8 snk__in_static[SNK_STATIC_IN + SNK__SLACK];
 static snk_u8 snk__out_static[SNK_STATIC_OUT];
 static snk_u8 *snk__in = snk__in_static;
