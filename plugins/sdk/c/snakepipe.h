@@ -102,16 +102,6 @@ static inline snk_u64 snk__u64(const snk_u8 *p) {
     return v;
 }
 
-/* snk__vu32 / snk__vu64: loads clang must emit as written, full width and
- * in this order (volatile), where their order saves wazero a bounds check:
- * wazero checks a load against the memory size unless an earlier load in
- * the same straight-line path from the same address reached at least as
- * far. */
-typedef snk_u32 __attribute__((aligned(1))) snk__u32_unaligned;
-typedef snk_u64 __attribute__((aligned(1))) snk__u64_unaligned;
-static inline snk_u32 snk__vu32(const snk_u8 *p) { return *(const volatile snk__u32_unaligned *)p; }
-static inline snk_u64 snk__vu64(const snk_u8 *p) { return *(const volatile snk__u64_unaligned *)p; }
-
 /* snk__eq_bytes compares n bytes. Up to 16 bytes it uses no Wasm loop:
  * with a deadline, wazero instruments every loop iteration with a call,
  * so the hot paths of this header avoid loops where they can. */
@@ -241,18 +231,14 @@ static inline int snk__found_ok(snk_u64 h, int lo, int hi) {
     return snk__field_ok(h);
 }
 
-/* snk__find is snk_find that also stores in *word the 8 bytes at the
- * value of the field found (for snk_number: an int or float value).
- *
- * Per field walked over, the loads come in an order that lets wazero check
- * one bound for all of them (it skips the check of a load that an earlier
- * load from the same address, on the same straight path, reached past):
- * with a constant key of up to 16 bytes, first the 8 bytes where the value
- * would be if this were the field (p + 8 + keylen), then the 8 bytes after
- * the header, then the header. These loads happen before the field is
- * known to fit in its record (they stay in the buffer: SNK__SLACK), and
- * their values are used only once it does. A key up to 8 bytes is then one
- * masked compare of the word after the header (snk__key_eq). */
+/* snk__find is snk_find that also stores in *word the first 8 bytes of
+ * the value of the field found (for snk_number: an int or float value).
+ * With a constant key of up to 16 bytes (the macros pass sizeof a literal)
+ * the 8 bytes after the header and the 8 bytes where the value would be
+ * are read as words (a key up to 8 bytes is then one masked compare, see
+ * snk__key_eq); clang may load them before the field is known to fit in
+ * its record, so the input buffer has SNK__SLACK bytes after the batch.
+ * Their values are used only for a field that fits. */
 static inline int snk__find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f,
                             snk_u64 *word) {
     if (hi < lo || keylen > 0xFFFF) return 0;
@@ -263,9 +249,9 @@ static inline int snk__find(const snk_event *ev, int lo, int hi, const char *key
     snk_u64 h, k8, v = 0;
 #define SNK__FIND_STEP                                                                 \
     if (left == 0) return 0;                                                          \
-    if (probe) v = snk__vu64(p + (8 + keylen));                                       \
-    k8 = snk__vu64(p + 8);                                                            \
-    h = snk__vu64(p);                                                                 \
+    if (probe) v = snk__u64(p + 8 + keylen);                                          \
+    k8 = snk__u64(p + 8);                                                             \
+    h = snk__u64(p);                                                                  \
     if (__builtin_expect(!snk__field_fits(h, p, end), 0)) goto bad;                   \
     if (((snk_u32)h & 0xFFFF00FFu) - want <= span && snk__key_eq(p + 8, k8, key, keylen)) \
         goto found;                                                                   \
@@ -328,23 +314,17 @@ static inline int snk_number(const snk_event *ev, const char *key, snk_u32 keyle
  * it (no loop; the fields are checked lazily, see above). It fills *ev and
  * *size (the record's total size) and returns 0 when the frame is
  * malformed. Three compares: rec_len against the batch, then name_len and
- * name_len + corr_len against rec_len (which also rules out rec_len < 14).
- * The first 16 bytes are loaded before any check (SNK__SLACK), the word
- * holding name_len first: wazero checks its bounds once for both loads. */
+ * name_len + corr_len against rec_len (the first also rules out
+ * rec_len < 14). rec_len and name_len are loaded before any check: the
+ * input buffer has SNK__SLACK bytes after the batch. */
 static inline int snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_event *ev, snk_u32 *size) {
-    (void)snk__vu64(p + 24);     /* bounds probe: p..p+32 */
-    snk_u64 w = snk__vu64(p + 8); /* ts high half, name_len, 2 name bytes */
-    snk_u32 rl = snk__vu32(p);
-    snk_u32 nl = (snk_u32)(w >> 32) & 0xFFFF;
+    snk_u32 rl = snk__u32(p);
+    snk_u32 nl = snk__u16(p + 12);
     /* 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2) */
     if (__builtin_expect((snk_u64)rl + 4 > avail, 0)) return 0;
     if (__builtin_expect(nl + 14 > rl, 0)) return 0;
     const snk_u8 *r = p + 4;
-    /* c is opaque to clang: otherwise it shares p + 14 between this load
-     * and the name's, and wazero checks the name's loads separately */
-    const snk_u8 *c = p + nl;
-    __asm__("" : "+r"(c));
-    snk_u32 cl = snk__u16(c + 14);
+    snk_u32 cl = snk__u16(r + 10 + nl);
     if (__builtin_expect(nl + cl + 14 > rl, 0)) return 0;
     ev->ts_ns = (snk_i64)snk__u64(r);
     ev->name.p = r + 10;
