@@ -246,16 +246,20 @@ static inline int snk__find(const snk_event *ev, int lo, int hi, const char *key
     snk_u32 left = ev->nfields;
     snk_u32 want = keylen << 16 | (snk_u32)lo, span = (snk_u32)(hi - lo);
     const int probe = __builtin_constant_p(keylen) && keylen <= 16;
-    snk_u64 h, k8, v = 0;
+    /* room: bytes from p to the record end; a field fits when its size is
+     * at most room (one compare, no end - p per field) */
+    snk_u64 h, k8, v = 0, sz, room = (snk_u32)(end - p);
 #define SNK__FIND_STEP                                                                 \
     if (left == 0) return 0;                                                          \
     if (probe) v = snk__u64(p + 8 + keylen);                                          \
     k8 = snk__u64(p + 8);                                                             \
     h = snk__u64(p);                                                                  \
-    if (__builtin_expect(!snk__field_fits(h, p, end), 0)) goto bad;                   \
+    sz = snk__field_size(h);                                                          \
+    if (__builtin_expect(sz > room, 0)) goto bad;                                     \
     if (((snk_u32)h & 0xFFFF00FFu) - want <= span && snk__key_eq(p + 8, k8, key, keylen)) \
         goto found;                                                                   \
-    p += (snk_u32)snk__field_size(h);                                                 \
+    p += (snk_u32)sz;                                                                 \
+    room -= sz;                                                                       \
     left--;
     SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
     SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP SNK__FIND_STEP
