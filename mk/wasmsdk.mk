@@ -14,7 +14,10 @@ WASMSDK_PLUGINS := slow_calls duration_class
 WASMSDK_LANGS := go c assemblyscript rust zig
 WASMSDK_OUTPUTS := $(foreach l,$(WASMSDK_LANGS),$(foreach p,$(WASMSDK_PLUGINS),$(WASMSDK_EX)/$(l)/$(p).wasm))
 
-PLUGIN_TARGETS += $(WASMSDK_OUTPUTS)
+# C SDK test plugins (examples/plugins/c/testdata, built by the C rule below).
+WASMSDK_C_TESTDATA := $(WASMSDK_EX)/c/testdata/lookups.wasm
+
+PLUGIN_TARGETS += $(WASMSDK_OUTPUTS) $(WASMSDK_C_TESTDATA)
 
 .PHONY: plugins-sdk wasmsdk-tools
 plugins-sdk: $(WASMSDK_OUTPUTS) ## Build the example plugins of every guest SDK

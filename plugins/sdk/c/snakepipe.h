@@ -11,7 +11,9 @@
  * buffers, walks the record batch, and writes verdicts or patches. Records
  * are read lazily: per event only the record frame is checked, and a field
  * lookup checks the fields it walks over (see "reading events"); a
- * malformed batch returns SNK_ERR_BAD_INPUT, and no read leaves its record.
+ * malformed batch returns SNK_ERR_BAD_INPUT, and nothing read from outside
+ * its record is used (a few words may be loaded past it before a length
+ * check rejects them: the input buffer has SNK__SLACK spare bytes).
  * Views (snk_bytes) alias the input buffer: valid only during the
  * callback. Everything is static: include it in exactly one .c file.
  */
@@ -126,7 +128,7 @@ static inline int snk__eq_bytes(const snk_u8 *a, const snk_u8 *b, snk_u32 n) {
  * (already loaded, see snk_find). With a constant keylen (the macros pass
  * sizeof a literal) a key up to 8 bytes is one masked compare of k8 and a
  * key up to 16 bytes adds one load. */
-static inline int snk__key_eq(const snk_u8 *p, snk_u64 k8, const char *key, snk_u32 keylen) {
+static inline __attribute__((always_inline)) int snk__key_eq(const snk_u8 *p, snk_u64 k8, const char *key, snk_u32 keylen) {
     if (__builtin_constant_p(keylen) && keylen <= 16) {
         if (keylen == 0) return 1;
         snk_u64 lit = 0;
@@ -239,8 +241,8 @@ static inline int snk__found_ok(snk_u64 h, int lo, int hi) {
  * snk__key_eq); clang may load them before the field is known to fit in
  * its record, so the input buffer has SNK__SLACK bytes after the batch.
  * Their values are used only for a field that fits. */
-static inline int snk__find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f,
-                            snk_u64 *word) {
+static inline __attribute__((always_inline)) int snk__find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f,
+                                                            snk_u64 *word) {
     if (hi < lo || keylen > 0xFFFF) return 0;
     const snk_u8 *p = ev->fields, *end = ev->end;
     snk_u32 left = ev->nfields;
@@ -290,7 +292,7 @@ bad:
  * length together (flags, byte 1, are ignored); the key bytes are compared
  * only when the lengths match. The first 8 fields are visited without a
  * Wasm loop (see snk__eq_bytes). */
-static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f) {
+static inline __attribute__((always_inline)) int snk_find(const snk_event *ev, int lo, int hi, const char *key, snk_u32 keylen, snk_field *f) {
     snk_u64 word;
     return snk__find(ev, lo, hi, key, keylen, f, &word);
 }
@@ -300,7 +302,7 @@ static inline int snk_find(const snk_event *ev, int lo, int hi, const char *key,
 
 /* snk_number finds an int or float measurement: returns SNK_KIND_INT with
  * *i set, SNK_KIND_FLOAT with *d set, or 0 when absent (or a string). */
-static inline int snk_number(const snk_event *ev, const char *key, snk_u32 keylen, snk_i64 *i, double *d) {
+static inline __attribute__((always_inline)) int snk_number(const snk_event *ev, const char *key, snk_u32 keylen, snk_i64 *i, double *d) {
     snk_field f;
     snk_u64 w;
     if (!snk__find(ev, SNK_KIND_INT, SNK_KIND_FLOAT, key, keylen, &f, &w)) return 0;
