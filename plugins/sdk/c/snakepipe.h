@@ -320,7 +320,7 @@ static inline __attribute__((always_inline)) int snk_number(const snk_event *ev,
  * it (no loop; the fields are checked lazily, see above). It fills *ev and
  * *size (the record's total size) and returns 0 when the frame is
  * malformed. Three compares: rec_len against the batch, then name_len and
- * name_len + corr_len against rec_len (the first also rules out
+ * name_len + corr_len against rec_len (the second also rules out
  * rec_len < 14). rec_len and name_len are loaded before any check: the
  * input buffer has SNK__SLACK bytes after the batch. */
 static inline int snk__parse_record(const snk_u8 *p, snk_u32 avail, snk_event *ev, snk_u32 *size) {
@@ -454,7 +454,8 @@ static inline int snk__config_valid(const snk_u8 *p, snk_u32 len) {
 #endif
 
 /* The input buffer is followed by SNK__SLACK readable bytes, so a fixed-size
- * header can be loaded before its length is checked (see snk__field_fits). */
+ * header, and the words snk__find reads after a field's header, can be
+ * loaded before a length check (see snk__field_fits, snk__find). */
 #define SNK__SLACK 32u
 static snk_u8 snk__in_static[SNK_STATIC_IN + SNK__SLACK];
 static snk_u8 snk__out_static[SNK_STATIC_OUT];
