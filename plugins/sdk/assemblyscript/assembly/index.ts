@@ -37,9 +37,30 @@ export const ERROR: i32 = 4;
 @external("snakepipe_v1", "log")
 declare function hostLog(level: i32, ptr: usize, len: i32): void;
 
-/** A view of len UTF-8 bytes at ptr (not NUL-terminated). */
+/** A view of len UTF-8 bytes at ptr (not NUL-terminated). Its first and
+ *  last 8 bytes are also kept as words (w0, w1), so a key or name compare
+ *  (nameIs, find) is a length test and one or two 8-byte loads from the
+ *  record compared with these words; the bytes in between (keys longer
+ *  than 16 bytes) are compared from ptr. Make a Str once (top level), not
+ *  per event: the words are computed when it is made. */
 export class Str {
-  constructor(public ptr: usize, public len: u32) {}
+  /** Bytes 0..7 (zero-padded when len < 8). */
+  w0: u64 = 0;
+  /** Bytes len-8..len-1 (len >= 8), else 0. */
+  w1: u64 = 0;
+  /** Selects the len low bytes of a word when len < 8; all ones otherwise. */
+  mask: u64 = 0;
+
+  constructor(public ptr: usize, public len: u32) {
+    const head = len < 8 ? len : 8;
+    for (let i: u32 = 0; i < head; i++) this.w0 |= <u64>load<u8>(ptr + i) << (8 * i);
+    if (len >= 8) {
+      for (let i: u32 = 0; i < 8; i++) this.w1 |= <u64>load<u8>(ptr + len - 8 + i) << (8 * i);
+      this.mask = ~<u64>0;
+    } else {
+      this.mask = (<u64>1 << (8 * len)) - 1;
+    }
+  }
 
   /** Bytes equal to other's. */
   equals(other: Str): bool {
@@ -56,6 +77,36 @@ export class Str {
 export function utf8(s: string): Str {
   const buf = String.UTF8.encode(s);
   return new Str(changetype<usize>(buf), <u32>buf.byteLength);
+}
+
+// sameWords: the n bytes at p equal a key of n bytes whose first and last
+// 8 bytes are w0 and w1 (mask selects the n low bytes of w0 when n < 8)
+// and whose bytes 8..n-8 are at kp (n > 16 only). The caller has compared
+// the lengths. It may load up to 8 bytes past p + n: callers pass bytes
+// inside a checked record, and the input buffer has SLACK bytes after it.
+// With constant n, w0, w1 (the *Words methods) it folds to one or two
+// 8-byte compares with immediates.
+// @ts-ignore: decorator
+@inline
+function sameWords(p: usize, n: u32, w0: u64, w1: u64, mask: u64, kp: usize): bool {
+  if (n <= 8) return ((load<u64>(p) ^ w0) & mask) == 0;
+  if (load<u64>(p) != w0 || load<u64>(p + n - 8) != w1) return false;
+  return n <= 16 || eqBytes(p + 8, kp + 8, n - 16);
+}
+
+// wordsMask: the mask of sameWords for an n-byte key.
+// @ts-ignore: decorator
+@inline
+function wordsMask(n: u32): u64 {
+  return n >= 8 ? ~<u64>0 : (<u64>1 << (8 * <u64>n)) - 1;
+}
+
+/** wordsMatch: s is len bytes whose first 8 bytes (zero-padded) are w0
+ *  and, when len > 8, whose last 8 bytes are w1 (w1 = 0 otherwise); the
+ *  words the *Words methods take. Check a plugin's constants with it once,
+ *  in onInit. */
+export function wordsMatch(s: Str, len: u32, w0: u64, w1: u64): bool {
+  return s.len == len && s.w0 == w0 && (len > 8 ? s.w1 : 0) == w1;
 }
 
 // @ts-ignore: decorator
@@ -145,46 +196,31 @@ function fieldOk(h: u64): bool {
   return kind - 1 <= <u32>KIND_HOST_CONTEXT - 1 && (kind > <u32>KIND_FLOAT || (h >> 32) == 8);
 }
 
+// The values number() found: Wasm globals, read by Event.int / Event.float.
+let numInt: i64 = 0;
+let numFloat: f64 = 0;
+
+/** One record of the input batch. An Event is the address of the record
+ *  (after its rec_len, at ts_ns), not an object: the batch loop hands the
+ *  callback the record itself, so nothing is stored per event and the
+ *  getters below read the record (its frame is checked before the
+ *  callback runs). Only valid inside the callback. */
 // @ts-ignore: decorator
-@inline
-function found(p: usize, h: u64): usize {
-  return fieldOk(h) ? p : malformed();
-}
-
-// findRest goes on with Event.find after its first 8 fields, in a loop.
-// It stays a function of its own (find is inlined into every lookup and
-// is big enough with 8 unrolled steps).
-function findRest(p: usize, end: usize, left: u32, want: u32, span: u32, kp: usize, kl: u32): usize {
-  while (true) {
-    if (left == 0) return 0;
-    const h = load<u64>(p);
-    const size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-  }
-}
-
-// The current record (there is one Event): Wasm globals, not object fields.
-let evRec: usize = 0;
-let evFields: usize = 0;
-let evEnd: usize = 0;
-
-/** One record of the input batch; the SDK reuses a single instance. */
+@unmanaged
 export class Event {
-  /** The record after its rec_len (the ts_ns field). Per event the SDK
-   *  sets only rec, fieldsPtr and end (three Wasm globals: cheaper than
-   *  object fields in memory); the getters below read the rest from the
-   *  record (its frame is checked before the callback runs). */
-  get rec(): usize { return evRec; }
+  /** The record after its rec_len (the ts_ns field). */
+  get rec(): usize { return changetype<usize>(this); }
   /** The first field. */
-  get fieldsPtr(): usize { return evFields; }
+  get fieldsPtr(): usize {
+    const r = this.rec;
+    const nl = <usize>load<u16>(r, 8);
+    return r + 14 + nl + <usize>load<u16>(r + nl, 10);
+  }
   /** End of the record: fields are checked against it as they are read. */
-  get end(): usize { return evEnd; }
+  get end(): usize { return this.rec + <usize>load<u32>(this.rec - 4); }
   /** Set by number(): the int or float value found. */
-  int: i64 = 0;
-  float: f64 = 0;
+  get int(): i64 { return numInt; }
+  get float(): f64 { return numFloat; }
 
   get tsNs(): i64 { return load<i64>(this.rec); }
   get namePtr(): usize { return this.rec + 10; }
@@ -193,10 +229,25 @@ export class Event {
   get corrLen(): u32 { return <u32>load<u16>(this.rec + <usize>load<u16>(this.rec, 8), 10); }
   get nfields(): u32 { return <u32>load<u16>(this.fieldsPtr - 2); }
 
+  /** The name equals name's bytes: a length test and one or two 8-byte
+   *  compares for names up to 16 bytes. */
   // @ts-ignore: decorator
   @inline
   nameIs(name: Str): bool {
-    return bytesEq(this.namePtr, this.nameLen, name.ptr, name.len);
+    return this.nameLen == name.len &&
+      sameWords(this.namePtr, name.len, name.w0, name.w1, name.mask, name.ptr);
+  }
+
+  /** nameIs for a name given as constants: len bytes (at most 16), the
+   *  first 8 as the little-endian word w0 (zero-padded), the last 8 as w1
+   *  (0 when len <= 8); see wordsMatch. With constant arguments (literals
+   *  or top-level consts) the compare is a length test and one or two
+   *  8-byte compares with immediates, like C's SNK_EQ. */
+  // @ts-ignore: decorator
+  @inline
+  nameIsWords(len: u32, w0: u64, w1: u64): bool {
+    if (len > 16) return false;
+    return this.nameLen == len && sameWords(this.namePtr, len, w0, w1, wordsMask(len), 0);
   }
 
   /** Address of field i (checked, as are the fields before it), or 0 when
@@ -217,78 +268,48 @@ export class Event {
   /** First field with kind in [lo, hi] and the given key, or 0. Per field
    *  walked over: one 8-byte header load, a bounds check and one compare of
    *  kind and key length together (flags, byte 1, are ignored); the key
-   *  bytes are compared only when the lengths match. The first 8 fields
-   *  are visited without a Wasm loop (see eqBytes). */
+   *  is compared only when the lengths match. */
   // @ts-ignore: decorator
   @inline
   find(lo: u8, hi: u8, key: Str): usize {
-    const kp = key.ptr;
-    const kl = key.len;
+    return this.findIn(lo, hi, key.len, key.w0, key.w1, key.mask, key.ptr);
+  }
+
+  /** find for a key given as constants (len <= 16, see nameIsWords). */
+  // @ts-ignore: decorator
+  @inline
+  findWords(lo: u8, hi: u8, len: u32, w0: u64, w1: u64): usize {
+    if (len > 16) return 0;
+    return this.findIn(lo, hi, len, w0, w1, wordsMask(len), 0);
+  }
+
+  // @ts-ignore: decorator
+  @inline
+  private findIn(lo: u8, hi: u8, kl: u32, w0: u64, w1: u64, mask: u64, kp: usize): usize {
     if (hi < lo || kl > 0xffff) return 0;
     const want: u32 = (kl << 16) | <u32>lo;
     const span: u32 = <u32>(hi - lo);
-    const end = this.end;
-    let p = this.fieldsPtr;
-    let left = this.nfields;
-    let h: u64;
-    let size: u64;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    return findRest(p, end, left, want, span, kp, kl);
+    const r = this.rec;
+    const nl = <usize>load<u16>(r, 8);
+    let p = r + 14 + nl + <usize>load<u16>(r + nl, 10);
+    const end = r + <usize>load<u32>(r - 4);
+    let left = <u32>load<u16>(p - 2);
+    while (left != 0) {
+      const h = load<u64>(p);
+      const size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+      if (size > <u64>(end - p)) return malformed();
+      if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) {
+        // the kind is in [lo, hi]: only what that range allows is checked
+        const kind = <u32>h & 0xff;
+        if (<u32>lo == 0 && kind == 0) return malformed();
+        if (<u32>hi > <u32>KIND_HOST_CONTEXT && kind > <u32>KIND_HOST_CONTEXT) return malformed();
+        if (<u32>lo <= <u32>KIND_FLOAT && kind <= <u32>KIND_FLOAT && (h >> 32) != 8) return malformed();
+        return p;
+      }
+      p += <usize>size;
+      left--;
+    }
+    return 0;
   }
 
   measurement(key: Str): usize { return this.find(KIND_INT, KIND_STRING, key); }
@@ -300,34 +321,43 @@ export class Event {
   // @ts-ignore: decorator
   @inline
   number(key: Str): u8 {
-    const f = this.find(KIND_INT, KIND_FLOAT, key);
+    return this.numberAt(this.find(KIND_INT, KIND_FLOAT, key), key.len);
+  }
+
+  /** number for a key given as constants (len <= 16, see nameIsWords). */
+  // @ts-ignore: decorator
+  @inline
+  numberWords(len: u32, w0: u64, w1: u64): u8 {
+    return this.numberAt(this.findWords(KIND_INT, KIND_FLOAT, len, w0, w1), len);
+  }
+
+  // @ts-ignore: decorator
+  @inline
+  private numberAt(f: usize, kl: u32): u8 {
     if (f == 0) return 0;
     const k = load<u8>(f);
-    if (k == KIND_INT) this.int = fieldInt(f);
-    else this.float = fieldFloat(f);
+    // the key matched, so the value starts kl bytes after the header
+    const v = load<u64>(f + 8 + <usize>kl);
+    if (k == KIND_INT) numInt = <i64>v;
+    else numFloat = reinterpret<f64>(v);
     return k;
   }
 }
 
-// parseRecord checks the frame of the record at p (avail bytes): the
-// length, and that the name, the correlation id and the field count fit in
-// it (no loop; fields are checked lazily, see above). It fills ev and
-// returns the record's total size, or 0 when the frame is malformed.
+// frameEnd checks the frame of the record at p, before end: the length,
+// and that the name, the correlation id and the field count fit in it (no
+// loop; fields are checked lazily, see above). It returns the end of the
+// record (the next record), or 0 when the frame is malformed.
 // @ts-ignore: decorator
 @inline
-function parseRecord(p: usize, avail: u32, ev: Event): u32 {
+function frameEnd(p: usize, end: usize): usize {
   const rl = load<u32>(p); // may read past the batch: SLACK
   // 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2)
-  if (<u64>rl + 4 > <u64>avail || rl < 14) return 0;
-  const r = p + 4;
-  const nl = <u32>load<u16>(r, 8);
+  if (rl < 14 || <u64>rl + 4 > <u64>(end - p)) return 0;
+  const nl = <u32>load<u16>(p, 12);
   if (nl > rl - 14) return 0;
-  const cl = <u32>load<u16>(r + nl, 10);
-  if (cl > rl - 14 - nl) return 0;
-  evRec = r;
-  evFields = r + 14 + nl + cl;
-  evEnd = r + rl; // bytes after the last field are skipped
-  return 4 + rl;
+  if (<u32>load<u16>(p + nl, 14) > rl - 14 - nl) return 0;
+  return p + 4 + rl; // bytes after the last field are skipped
 }
 
 // ---- config -------------------------------------------------------------
@@ -506,7 +536,6 @@ const scratch: usize = memory.data(8);
 
 // ---- registration and exports -------------------------------------------
 
-const theEvent = new Event();
 const thePatch = new Patch();
 let initFn: ((cfg: Config) => bool) | null = null;
 let filterFn: ((e: Event) => bool) | null = null;
@@ -553,8 +582,9 @@ export interface Enricher {
 
 /** filterBatch runs f.keep on every event of the batch: the body of a
  *  plugin's own `snk_filter` export. With f's concrete class as F, keep is
- *  a direct call and is inlined into the batch loop; a callback registered
- *  with onFilter costs an indirect call per event instead. */
+ *  a direct call (mark it `@inline` to have it inlined into the batch
+ *  loop); a callback registered with onFilter costs an indirect call per
+ *  event instead. */
 // @ts-ignore: decorator
 @inline
 export function filterBatch<F extends Filter>(n: u32, len: u32, f: F): i64 {
@@ -563,18 +593,16 @@ export function filterBatch<F extends Filter>(n: u32, len: u32, f: F): i64 {
   outErr = 0;
   if (!reserve(n)) return <i64>outErr;
   let p = inPtr;
-  let left = len;
-  const ev = theEvent;
+  const end = p + len;
   const out = outPtr;
   badBatch = false;
   for (let i: u32 = 0; i < n; i++) {
-    const sz = parseRecord(p, left, ev);
-    if (sz == 0) return <i64>ERR_BAD_INPUT;
-    store<u8>(out + i, f.keep(ev) ? 1 : 0);
-    p += sz;
-    left -= sz;
+    const next = frameEnd(p, end);
+    if (next == 0) return <i64>ERR_BAD_INPUT;
+    store<u8>(out + i, f.keep(changetype<Event>(p + 4)) ? 1 : 0);
+    p = next;
   }
-  if (left != 0 || badBatch) return <i64>ERR_BAD_INPUT;
+  if (p != end || badBatch) return <i64>ERR_BAD_INPUT;
   outLen = n;
   return result();
 }
@@ -588,19 +616,18 @@ export function enrichBatch<F extends Enricher>(n: u32, len: u32, f: F): i64 {
   outLen = 0;
   outErr = 0;
   let p = inPtr;
-  let left = len;
-  const ev = theEvent;
+  const end = p + len;
   const pt = thePatch;
   badBatch = false;
   for (let i: u32 = 0; i < n; i++) {
-    const sz = parseRecord(p, left, ev);
-    if (sz == 0) return <i64>ERR_BAD_INPUT;
+    const next = frameEnd(p, end);
+    if (next == 0) return <i64>ERR_BAD_INPUT;
     if (!reserve(4)) return <i64>outErr;
     pt.head = outLen;
     pt.nops = 0;
     pt.dropped = false;
     outLen += 4;
-    f.enrich(ev, pt);
+    f.enrich(changetype<Event>(p + 4), pt);
     if (outErr != 0) return <i64>outErr;
     const h = outPtr + pt.head;
     if (pt.dropped) {
@@ -611,10 +638,9 @@ export function enrichBatch<F extends Enricher>(n: u32, len: u32, f: F): i64 {
       store<u8>(h + 1, 0);
       store<u16>(h + 2, <u16>pt.nops);
     }
-    p += sz;
-    left -= sz;
+    p = next;
   }
-  if (left != 0 || badBatch) return <i64>ERR_BAD_INPUT;
+  if (p != end || badBatch) return <i64>ERR_BAD_INPUT;
   return result();
 }
 
