@@ -196,9 +196,9 @@ function fieldOk(h: u64): bool {
   return kind - 1 <= <u32>KIND_HOST_CONTEXT - 1 && (kind > <u32>KIND_FLOAT || (h >> 32) == 8);
 }
 
-// The values number() found: Wasm globals, read by Event.int / Event.float.
-let numInt: i64 = 0;
-let numFloat: f64 = 0;
+// The value number() found, as bits: one Wasm global, read by Event.int and
+// Event.float.
+let numBits: u64 = 0;
 
 /** One record of the input batch. An Event is the address of the record
  *  (after its rec_len, at ts_ns), not an object: the batch loop hands the
@@ -219,8 +219,8 @@ export class Event {
   /** End of the record: fields are checked against it as they are read. */
   get end(): usize { return this.rec + <usize>load<u32>(this.rec - 4); }
   /** Set by number(): the int or float value found. */
-  get int(): i64 { return numInt; }
-  get float(): f64 { return numFloat; }
+  get int(): i64 { return <i64>numBits; }
+  get float(): f64 { return reinterpret<f64>(numBits); }
 
   get tsNs(): i64 { return load<i64>(this.rec); }
   get namePtr(): usize { return this.rec + 10; }
@@ -301,9 +301,17 @@ export class Event {
       if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) {
         // the kind is in [lo, hi]: only what that range allows is checked
         const kind = <u32>h & 0xff;
-        if (<u32>lo == 0 && kind == 0) return malformed();
-        if (<u32>hi > <u32>KIND_HOST_CONTEXT && kind > <u32>KIND_HOST_CONTEXT) return malformed();
-        if (<u32>lo <= <u32>KIND_FLOAT && kind <= <u32>KIND_FLOAT && (h >> 32) != 8) return malformed();
+        if (lo == 0) {
+          if (kind == 0) return malformed();
+        }
+        if (hi > KIND_HOST_CONTEXT) {
+          if (kind > <u32>KIND_HOST_CONTEXT) return malformed();
+        }
+        if (hi <= KIND_FLOAT) {
+          if ((h >> 32) != 8) return malformed();
+        } else if (lo <= KIND_FLOAT) {
+          if (kind <= <u32>KIND_FLOAT && (h >> 32) != 8) return malformed();
+        }
         return p;
       }
       p += <usize>size;
@@ -335,12 +343,9 @@ export class Event {
   @inline
   private numberAt(f: usize, kl: u32): u8 {
     if (f == 0) return 0;
-    const k = load<u8>(f);
     // the key matched, so the value starts kl bytes after the header
-    const v = load<u64>(f + 8 + <usize>kl);
-    if (k == KIND_INT) numInt = <i64>v;
-    else numFloat = reinterpret<f64>(v);
-    return k;
+    numBits = load<u64>(f + 8 + <usize>kl);
+    return load<u8>(f);
   }
 }
 
