@@ -70,7 +70,7 @@ $(WASMSDK_EX)/c/%.wasm: $(WASMSDK_EX)/c/%.c plugins/sdk/c/snakepipe.h | $(CLANG)
 # ---- AssemblyScript -------------------------------------------------------
 
 $(WASMSDK_EX)/assemblyscript/%.wasm: $(WASMSDK_EX)/assemblyscript/%.ts $(ASC_DIR)/assembly/index.ts $(ASC_STAMP)
-	$(ASC) $< -O3 --runtime stub --use abort= -o $@
+	$(ASC) $< -O3 --runtime stub --use abort= --exportStart _initialize -o $@
 
 # ---- Rust (no_std, Debian rustc, wasm32-unknown-unknown) ----------------
 

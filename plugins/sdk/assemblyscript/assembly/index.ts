@@ -294,28 +294,29 @@ export class Event {
     let p = r + 14 + nl + <usize>load<u16>(r + nl, 10);
     const end = r + <usize>load<u32>(r - 4);
     let left = <u32>load<u16>(p - 2);
-    while (left != 0) {
-      const h = load<u64>(p);
-      const size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    let h: u64;
+    let size: u64;
+    // The first two fields without a Wasm loop (measurements come first, so
+    // most lookups end here): with a deadline every loop iteration costs a
+    // fuel count (docs/plugin-abi.md §8.1).
+    if (left == 0) return 0;
+    h = load<u64>(p);
+    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi);
+    p += <usize>size;
+    if (--left == 0) return 0;
+    h = load<u64>(p);
+    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+    if (size > <u64>(end - p)) return malformed();
+    if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi);
+    p += <usize>size;
+    while (--left != 0) {
+      h = load<u64>(p);
+      size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
       if (size > <u64>(end - p)) return malformed();
-      if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) {
-        // the kind is in [lo, hi]: only what that range allows is checked
-        const kind = <u32>h & 0xff;
-        if (lo == 0) {
-          if (kind == 0) return malformed();
-        }
-        if (hi > KIND_HOST_CONTEXT) {
-          if (kind > <u32>KIND_HOST_CONTEXT) return malformed();
-        }
-        if (hi <= KIND_FLOAT) {
-          if ((h >> 32) != 8) return malformed();
-        } else if (lo <= KIND_FLOAT) {
-          if (kind <= <u32>KIND_FLOAT && (h >> 32) != 8) return malformed();
-        }
-        return p;
-      }
+      if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi);
       p += <usize>size;
-      left--;
     }
     return 0;
   }
@@ -347,6 +348,28 @@ export class Event {
     numBits = load<u64>(f + 8 + <usize>kl);
     return load<u8>(f);
   }
+}
+
+// foundIn: the field at p (header h) matched a lookup of kinds [lo, hi];
+// it is returned if well-formed (a known kind, an 8-byte int or float
+// value), else the batch is marked bad. The kind is in [lo, hi], so only
+// what that range allows is checked (for constant ranges this folds).
+// @ts-ignore: decorator
+@inline
+function foundIn(p: usize, h: u64, lo: u8, hi: u8): usize {
+  const kind = <u32>h & 0xff;
+  if (lo == 0) {
+    if (kind == 0) return malformed();
+  }
+  if (hi > KIND_HOST_CONTEXT) {
+    if (kind > <u32>KIND_HOST_CONTEXT) return malformed();
+  }
+  if (hi <= KIND_FLOAT) {
+    if ((h >> 32) != 8) return malformed();
+  } else if (lo <= KIND_FLOAT) {
+    if (kind <= <u32>KIND_FLOAT && (h >> 32) != 8) return malformed();
+  }
+  return p;
 }
 
 // frameEnd checks the frame of the record at p, before end: the length,
