@@ -200,24 +200,25 @@ function fieldOk(h: u64): bool {
 // Event.float.
 let numBits: u64 = 0;
 
+// The current record's first field and end, set by the batch loop when it
+// checks the frame (Wasm globals: cheaper than reading the lengths again).
+let evFields: usize = 0;
+let evEnd: usize = 0;
+
 /** One record of the input batch. An Event is the address of the record
  *  (after its rec_len, at ts_ns), not an object: the batch loop hands the
- *  callback the record itself, so nothing is stored per event and the
- *  getters below read the record (its frame is checked before the
- *  callback runs). Only valid inside the callback. */
+ *  callback the record itself (its frame checked) and keeps the first
+ *  field and the end in two Wasm globals; the getters read the record.
+ *  Only valid inside the callback. */
 // @ts-ignore: decorator
 @unmanaged
 export class Event {
   /** The record after its rec_len (the ts_ns field). */
   get rec(): usize { return changetype<usize>(this); }
   /** The first field. */
-  get fieldsPtr(): usize {
-    const r = this.rec;
-    const nl = <usize>load<u16>(r, 8);
-    return r + 14 + nl + <usize>load<u16>(r + nl, 10);
-  }
+  get fieldsPtr(): usize { return evFields; }
   /** End of the record: fields are checked against it as they are read. */
-  get end(): usize { return this.rec + <usize>load<u32>(this.rec - 4); }
+  get end(): usize { return evEnd; }
   /** Set by number(): the int or float value found. */
   get int(): i64 { return <i64>numBits; }
   get float(): f64 { return reinterpret<f64>(numBits); }
@@ -289,10 +290,8 @@ export class Event {
     if (hi < lo || kl > 0xffff) return 0;
     const want: u32 = (kl << 16) | <u32>lo;
     const span: u32 = <u32>(hi - lo);
-    const r = this.rec;
-    const nl = <usize>load<u16>(r, 8);
-    let p = r + 14 + nl + <usize>load<u16>(r + nl, 10);
-    const end = r + <usize>load<u32>(r - 4);
+    let p = evFields;
+    const end = evEnd;
     let left = <u32>load<u16>(p - 2);
     let h: u64;
     let size: u64;
@@ -374,8 +373,9 @@ function foundIn(p: usize, h: u64, lo: u8, hi: u8): usize {
 
 // frameEnd checks the frame of the record at p, before end: the length,
 // and that the name, the correlation id and the field count fit in it (no
-// loop; fields are checked lazily, see above). It returns the end of the
-// record (the next record), or 0 when the frame is malformed.
+// loop; fields are checked lazily, see above). It sets evFields and evEnd
+// and returns the end of the record (the next record), or 0 when the frame
+// is malformed.
 // @ts-ignore: decorator
 @inline
 function frameEnd(p: usize, end: usize): usize {
@@ -384,7 +384,10 @@ function frameEnd(p: usize, end: usize): usize {
   if (rl < 14 || <u64>rl + 4 > <u64>(end - p)) return 0;
   const nl = <u32>load<u16>(p, 12);
   if (nl > rl - 14) return 0;
-  if (<u32>load<u16>(p + nl, 14) > rl - 14 - nl) return 0;
+  const cl = <u32>load<u16>(p + nl, 14);
+  if (cl > rl - 14 - nl) return 0;
+  evFields = p + 18 + nl + cl;
+  evEnd = p + 4 + rl;
   return p + 4 + rl; // bytes after the last field are skipped
 }
 
