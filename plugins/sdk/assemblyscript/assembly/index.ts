@@ -9,7 +9,8 @@
 //   export { snk_abi_version, snk_in_buf, snk_init, snk_filter } from "<sdk>";
 //
 // Keys and values are UTF-8 byte views (Str). Make them once at top level
-// with utf8("..."): that allocates once, never per event.
+// with utf8("..."): that allocates once, never per event. A key known when
+// the plugin is compiled is faster as constants: see Event.nameIsWords.
 
 export const ABI_VERSION: i32 = 1;
 
@@ -116,8 +117,8 @@ function bytesEq(a: usize, al: u32, b: usize, bl: u32): bool {
 }
 
 // eqBytes compares n bytes. Up to 16 bytes it uses no Wasm loop: with a
-// deadline, wazero instruments every loop iteration with a call, so the hot
-// paths here avoid loops where they can.
+// deadline, every loop iteration costs a fuel count (docs/plugin-abi.md
+// §8.1), so the hot paths here avoid loops where they can.
 // @ts-ignore: decorator
 @inline
 function eqBytes(a: usize, b: usize, n: u32): bool {
@@ -177,8 +178,10 @@ function fieldSize(f: usize): usize {
 let badBatch = false;
 
 // The input buffer is followed by SLACK readable bytes, so a fixed-size
-// header can be loaded before its length is checked: a header that does
-// not fit in the record fails the size check (a field is at least 8 bytes).
+// header can be loaded before its length is checked (a header that does
+// not fit in the record fails the size check: a field is at least 8
+// bytes), and a name or key of under 8 bytes is compared with one 8-byte
+// load (sameWords: at most 8 bytes past the record's end).
 const SLACK: u32 = 8;
 
 // @ts-ignore: decorator
