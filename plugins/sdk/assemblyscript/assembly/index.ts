@@ -276,7 +276,7 @@ export class Event {
   // @ts-ignore: decorator
   @inline
   find(lo: u8, hi: u8, key: Str): usize {
-    return this.findIn(lo, hi, key.len, key.w0, key.w1, key.mask, key.ptr);
+    return this.findIn(lo, hi, key.len, key.w0, key.w1, key.mask, key.ptr, false);
   }
 
   /** find for a key given as constants (len <= 16, see nameIsWords). */
@@ -284,12 +284,14 @@ export class Event {
   @inline
   findWords(lo: u8, hi: u8, len: u32, w0: u64, w1: u64): usize {
     if (len > 16) return 0;
-    return this.findIn(lo, hi, len, w0, w1, wordsMask(len), 0);
+    return this.findIn(lo, hi, len, w0, w1, wordsMask(len), 0, false);
   }
 
+  // findIn: find, or with value (a constant) number: then the result is
+  // the kind (0: not found) and the 8 bytes after the key go to numBits.
   // @ts-ignore: decorator
   @inline
-  private findIn(lo: u8, hi: u8, kl: u32, w0: u64, w1: u64, mask: u64, kp: usize): usize {
+  private findIn(lo: u8, hi: u8, kl: u32, w0: u64, w1: u64, mask: u64, kp: usize, value: bool): usize {
     if (hi < lo || kl > 0xffff) return 0;
     const want: u32 = (kl << 16) | <u32>lo;
     const span: u32 = <u32>(hi - lo);
@@ -305,19 +307,19 @@ export class Event {
     h = load<u64>(p);
     size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
     if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi);
+    if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi, kl, value);
     p += <usize>size;
     if (--left == 0) return 0;
     h = load<u64>(p);
     size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
     if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi);
+    if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi, kl, value);
     p += <usize>size;
     while (--left != 0) {
       h = load<u64>(p);
       size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
       if (size > <u64>(end - p)) return malformed();
-      if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi);
+      if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi, kl, value);
       p += <usize>size;
     }
     return 0;
@@ -332,23 +334,15 @@ export class Event {
   // @ts-ignore: decorator
   @inline
   number(key: Str): u8 {
-    return this.numberAt(this.find(KIND_INT, KIND_FLOAT, key), key.len);
+    return <u8>this.findIn(KIND_INT, KIND_FLOAT, key.len, key.w0, key.w1, key.mask, key.ptr, true);
   }
 
   /** number for a key given as constants (len <= 16, see nameIsWords). */
   // @ts-ignore: decorator
   @inline
   numberWords(len: u32, w0: u64, w1: u64): u8 {
-    return this.numberAt(this.findWords(KIND_INT, KIND_FLOAT, len, w0, w1), len);
-  }
-
-  // @ts-ignore: decorator
-  @inline
-  private numberAt(f: usize, kl: u32): u8 {
-    if (f == 0) return 0;
-    // the key matched, so the value starts kl bytes after the header
-    numBits = load<u64>(f + 8 + <usize>kl);
-    return load<u8>(f);
+    if (len > 16) return 0;
+    return <u8>this.findIn(KIND_INT, KIND_FLOAT, len, w0, w1, wordsMask(len), 0, true);
   }
 }
 
@@ -358,7 +352,7 @@ export class Event {
 // what that range allows is checked (for constant ranges this folds).
 // @ts-ignore: decorator
 @inline
-function foundIn(p: usize, h: u64, lo: u8, hi: u8): usize {
+function foundIn(p: usize, h: u64, lo: u8, hi: u8, kl: u32, value: bool): usize {
   const kind = <u32>h & 0xff;
   if (lo == 0) {
     if (kind == 0) return malformed();
@@ -370,6 +364,11 @@ function foundIn(p: usize, h: u64, lo: u8, hi: u8): usize {
     if ((h >> 32) != 8) return malformed();
   } else if (lo <= KIND_FLOAT) {
     if (kind <= <u32>KIND_FLOAT && (h >> 32) != 8) return malformed();
+  }
+  if (value) {
+    // the key matched, so the value starts kl bytes after the header
+    numBits = load<u64>(p + 8 + <usize>kl);
+    return <usize>kind;
   }
   return p;
 }
