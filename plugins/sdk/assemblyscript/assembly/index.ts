@@ -383,11 +383,13 @@ function foundIn(p: usize, h: u64, lo: u8, hi: u8, kl: u32, value: bool): usize 
 function frameEnd(p: usize, end: usize): usize {
   const rl = load<u32>(p); // may read past the batch: SLACK
   // 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2)
-  if (rl < 14 || <u64>rl + 4 > <u64>(end - p)) return 0;
+  // one compare for 14 <= rl <= end - p - 4: rl - 14 wraps when rl < 14
+  const room = rl - 14;
+  if (<u64>room + 18 > <u64>(end - p)) return 0;
   const nl = <u32>load<u16>(p, 12);
-  if (nl > rl - 14) return 0;
+  if (nl > room) return 0;
   const cl = <u32>load<u16>(p + nl, 14);
-  if (cl > rl - 14 - nl) return 0;
+  if (cl > room - nl) return 0;
   evFields = p + 18 + nl + cl;
   evEnd = p + 4 + rl;
   return p + 4 + rl; // bytes after the last field are skipped
