@@ -354,9 +354,9 @@ export class Event {
 @inline
 function foundIn(p: usize, h: u64, lo: u8, hi: u8, kl: u32, value: bool): usize {
   const kind = <u32>h & 0xff;
-  if (lo == 0) {
-    if (kind == 0) return malformed();
-  }
+  // kind 0 only when lo is 0 (written so that binaryen folds it away for a
+  // constant lo > 0: `kind < 0` is false)
+  if (kind < <u32>(lo == 0 ? 1 : 0)) return malformed();
   if (hi > KIND_HOST_CONTEXT) {
     if (kind > <u32>KIND_HOST_CONTEXT) return malformed();
   }
