@@ -13,6 +13,8 @@ WASMSDK_CACHE := $(CURDIR)/.cache/wasmsdk
 WASMSDK_PLUGINS := slow_calls duration_class
 WASMSDK_LANGS := go c assemblyscript rust zig
 WASMSDK_OUTPUTS := $(foreach l,$(WASMSDK_LANGS),$(foreach p,$(WASMSDK_PLUGINS),$(WASMSDK_EX)/$(l)/$(p).wasm))
+# slow_calls with Str keys (the constant-key example's other lookup path)
+WASMSDK_OUTPUTS += $(WASMSDK_EX)/assemblyscript/slow_calls_str.wasm
 
 PLUGIN_TARGETS += $(WASMSDK_OUTPUTS)
 
