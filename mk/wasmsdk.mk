@@ -13,6 +13,8 @@ WASMSDK_CACHE := $(CURDIR)/.cache/wasmsdk
 WASMSDK_PLUGINS := slow_calls duration_class
 WASMSDK_LANGS := go c assemblyscript rust zig
 WASMSDK_OUTPUTS := $(foreach l,$(WASMSDK_LANGS),$(foreach p,$(WASMSDK_PLUGINS),$(WASMSDK_EX)/$(l)/$(p).wasm))
+# slow_calls with Str keys (the constant-key example's other lookup path)
+WASMSDK_OUTPUTS += $(WASMSDK_EX)/assemblyscript/slow_calls_str.wasm
 
 # C SDK test plugins (examples/plugins/c/testdata, built by the C rule below).
 WASMSDK_C_TESTDATA := $(WASMSDK_EX)/c/testdata/lookups.wasm
@@ -73,7 +75,7 @@ $(WASMSDK_EX)/c/%.wasm: $(WASMSDK_EX)/c/%.c plugins/sdk/c/snakepipe.h | $(CLANG)
 # ---- AssemblyScript -------------------------------------------------------
 
 $(WASMSDK_EX)/assemblyscript/%.wasm: $(WASMSDK_EX)/assemblyscript/%.ts $(ASC_DIR)/assembly/index.ts $(ASC_STAMP)
-	$(ASC) $< -O3 --runtime stub --use abort= -o $@
+	$(ASC) $< -O3 --runtime stub --use abort= --exportStart _initialize -o $@
 
 # ---- Rust (no_std, Debian rustc, wasm32-unknown-unknown) ----------------
 

@@ -38,8 +38,11 @@ var goldenCases = []goldenCase{
 func wasmPath(t testing.TB, lang, plugin string) string {
 	t.Helper()
 	p := filepath.Join(lang, plugin+".wasm")
-	if lang == "wat" { // the raw WAT example (no SDK) is a filter only
+	switch lang {
+	case "wat": // the raw WAT example (no SDK) is a filter only
 		p = filepath.Join("wat", "filter.wasm")
+	case asStrKeys:
+		p = filepath.Join("assemblyscript", plugin+"_str.wasm")
 	}
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("%s: %v (build the example plugins with `make plugins`)", p, err)
@@ -47,11 +50,16 @@ func wasmPath(t testing.TB, lang, plugin string) string {
 	return p
 }
 
+// asStrKeys names AssemblyScript's slow_calls_str.wasm: slow_calls with Str
+// keys, where slow_calls.wasm compares with constants (two lookup paths of
+// the SDK).
+const asStrKeys = "assemblyscript_str"
+
 // modules lists the languages with an example of plugin: every SDK, plus
-// the raw WAT filter for slow_calls.
+// the raw WAT filter and AssemblyScript's Str-key variant for slow_calls.
 func modules(plugin string) []string {
 	if plugin == "slow_calls" {
-		return append(append([]string(nil), languages...), "wat")
+		return append(append([]string(nil), languages...), "wat", asStrKeys)
 	}
 	return languages
 }

@@ -9,7 +9,8 @@
 //   export { snk_abi_version, snk_in_buf, snk_init, snk_filter } from "<sdk>";
 //
 // Keys and values are UTF-8 byte views (Str). Make them once at top level
-// with utf8("..."): that allocates once, never per event.
+// with utf8("..."): that allocates once, never per event. A key known when
+// the plugin is compiled is faster as constants: see Event.nameIsWords.
 
 export const ABI_VERSION: i32 = 1;
 
@@ -37,9 +38,30 @@ export const ERROR: i32 = 4;
 @external("snakepipe_v1", "log")
 declare function hostLog(level: i32, ptr: usize, len: i32): void;
 
-/** A view of len UTF-8 bytes at ptr (not NUL-terminated). */
+/** A view of len UTF-8 bytes at ptr (not NUL-terminated). Its first and
+ *  last 8 bytes are also kept as words (w0, w1), so a key or name compare
+ *  (nameIs, find) is a length test and one or two 8-byte loads from the
+ *  record compared with these words; the bytes in between (keys longer
+ *  than 16 bytes) are compared from ptr. Make a Str once (top level), not
+ *  per event: the words are computed when it is made. */
 export class Str {
-  constructor(public ptr: usize, public len: u32) {}
+  /** Bytes 0..7 (zero-padded when len < 8). */
+  w0: u64 = 0;
+  /** Bytes len-8..len-1 (len >= 8), else 0. */
+  w1: u64 = 0;
+  /** Selects the len low bytes of a word when len < 8; all ones otherwise. */
+  mask: u64 = 0;
+
+  constructor(public ptr: usize, public len: u32) {
+    const head = len < 8 ? len : 8;
+    for (let i: u32 = 0; i < head; i++) this.w0 |= <u64>load<u8>(ptr + i) << (8 * i);
+    if (len >= 8) {
+      for (let i: u32 = 0; i < 8; i++) this.w1 |= <u64>load<u8>(ptr + len - 8 + i) << (8 * i);
+      this.mask = ~<u64>0;
+    } else {
+      this.mask = (<u64>1 << (8 * len)) - 1;
+    }
+  }
 
   /** Bytes equal to other's. */
   equals(other: Str): bool {
@@ -58,6 +80,36 @@ export function utf8(s: string): Str {
   return new Str(changetype<usize>(buf), <u32>buf.byteLength);
 }
 
+// sameWords: the n bytes at p equal a key of n bytes whose first and last
+// 8 bytes are w0 and w1 (mask selects the n low bytes of w0 when n < 8)
+// and whose bytes 8..n-8 are at kp (n > 16 only). The caller has compared
+// the lengths. It may load up to 8 bytes past p + n: callers pass bytes
+// inside a checked record, and the input buffer has SLACK bytes after it.
+// With constant n, w0, w1 (the *Words methods) it folds to one or two
+// 8-byte compares with immediates.
+// @ts-ignore: decorator
+@inline
+function sameWords(p: usize, n: u32, w0: u64, w1: u64, mask: u64, kp: usize): bool {
+  if (n <= 8) return ((load<u64>(p) ^ w0) & mask) == 0;
+  if (load<u64>(p) != w0 || load<u64>(p + n - 8) != w1) return false;
+  return n <= 16 || eqBytes(p + 8, kp + 8, n - 16);
+}
+
+// wordsMask: the mask of sameWords for an n-byte key.
+// @ts-ignore: decorator
+@inline
+function wordsMask(n: u32): u64 {
+  return n >= 8 ? ~<u64>0 : (<u64>1 << (8 * <u64>n)) - 1;
+}
+
+/** wordsMatch: s is len bytes whose first 8 bytes (zero-padded) are w0
+ *  and, when len > 8, whose last 8 bytes are w1 (w1 = 0 otherwise); the
+ *  words the *Words methods take. Check a plugin's constants with it once,
+ *  in onInit. */
+export function wordsMatch(s: Str, len: u32, w0: u64, w1: u64): bool {
+  return s.len == len && s.w0 == w0 && (len > 8 ? s.w1 : 0) == w1;
+}
+
 // @ts-ignore: decorator
 @inline
 function bytesEq(a: usize, al: u32, b: usize, bl: u32): bool {
@@ -65,8 +117,8 @@ function bytesEq(a: usize, al: u32, b: usize, bl: u32): bool {
 }
 
 // eqBytes compares n bytes. Up to 16 bytes it uses no Wasm loop: with a
-// deadline, wazero instruments every loop iteration with a call, so the hot
-// paths here avoid loops where they can.
+// deadline, every loop iteration costs a fuel count (docs/plugin-abi.md
+// §8.1), so the hot paths here avoid loops where they can.
 // @ts-ignore: decorator
 @inline
 function eqBytes(a: usize, b: usize, n: u32): bool {
@@ -126,8 +178,10 @@ function fieldSize(f: usize): usize {
 let badBatch = false;
 
 // The input buffer is followed by SLACK readable bytes, so a fixed-size
-// header can be loaded before its length is checked: a header that does
-// not fit in the record fails the size check (a field is at least 8 bytes).
+// header can be loaded before its length is checked (a header that does
+// not fit in the record fails the size check: a field is at least 8
+// bytes), and a name or key of under 8 bytes is compared with one 8-byte
+// load (sameWords: at most 8 bytes past the record's end).
 const SLACK: u32 = 8;
 
 // @ts-ignore: decorator
@@ -145,46 +199,32 @@ function fieldOk(h: u64): bool {
   return kind - 1 <= <u32>KIND_HOST_CONTEXT - 1 && (kind > <u32>KIND_FLOAT || (h >> 32) == 8);
 }
 
-// @ts-ignore: decorator
-@inline
-function found(p: usize, h: u64): usize {
-  return fieldOk(h) ? p : malformed();
-}
+// The value number() found, as bits: one Wasm global, read by Event.int and
+// Event.float.
+let numBits: u64 = 0;
 
-// findRest goes on with Event.find after its first 8 fields, in a loop.
-// It stays a function of its own (find is inlined into every lookup and
-// is big enough with 8 unrolled steps).
-function findRest(p: usize, end: usize, left: u32, want: u32, span: u32, kp: usize, kl: u32): usize {
-  while (true) {
-    if (left == 0) return 0;
-    const h = load<u64>(p);
-    const size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-  }
-}
-
-// The current record (there is one Event): Wasm globals, not object fields.
-let evRec: usize = 0;
+// The current record's first field and end, set by the batch loop when it
+// checks the frame (Wasm globals: cheaper than reading the lengths again).
 let evFields: usize = 0;
 let evEnd: usize = 0;
 
-/** One record of the input batch; the SDK reuses a single instance. */
+/** One record of the input batch. An Event is the address of the record
+ *  (after its rec_len, at ts_ns), not an object: the batch loop hands the
+ *  callback the record itself (its frame checked) and keeps the first
+ *  field and the end in two Wasm globals; the getters read the record.
+ *  Only valid inside the callback. */
+// @ts-ignore: decorator
+@unmanaged
 export class Event {
-  /** The record after its rec_len (the ts_ns field). Per event the SDK
-   *  sets only rec, fieldsPtr and end (three Wasm globals: cheaper than
-   *  object fields in memory); the getters below read the rest from the
-   *  record (its frame is checked before the callback runs). */
-  get rec(): usize { return evRec; }
+  /** The record after its rec_len (the ts_ns field). */
+  get rec(): usize { return changetype<usize>(this); }
   /** The first field. */
   get fieldsPtr(): usize { return evFields; }
   /** End of the record: fields are checked against it as they are read. */
   get end(): usize { return evEnd; }
   /** Set by number(): the int or float value found. */
-  int: i64 = 0;
-  float: f64 = 0;
+  get int(): i64 { return <i64>numBits; }
+  get float(): f64 { return reinterpret<f64>(numBits); }
 
   get tsNs(): i64 { return load<i64>(this.rec); }
   get namePtr(): usize { return this.rec + 10; }
@@ -193,10 +233,25 @@ export class Event {
   get corrLen(): u32 { return <u32>load<u16>(this.rec + <usize>load<u16>(this.rec, 8), 10); }
   get nfields(): u32 { return <u32>load<u16>(this.fieldsPtr - 2); }
 
+  /** The name equals name's bytes: a length test and one or two 8-byte
+   *  compares for names up to 16 bytes. */
   // @ts-ignore: decorator
   @inline
   nameIs(name: Str): bool {
-    return bytesEq(this.namePtr, this.nameLen, name.ptr, name.len);
+    return this.nameLen == name.len &&
+      sameWords(this.namePtr, name.len, name.w0, name.w1, name.mask, name.ptr);
+  }
+
+  /** nameIs for a name given as constants: len bytes (at most 16), the
+   *  first 8 as the little-endian word w0 (zero-padded), the last 8 as w1
+   *  (0 when len <= 8); see wordsMatch. With constant arguments (literals
+   *  or top-level consts) the compare is a length test and one or two
+   *  8-byte compares with immediates, like C's SNK_EQ. */
+  // @ts-ignore: decorator
+  @inline
+  nameIsWords(len: u32, w0: u64, w1: u64): bool {
+    if (len > 16) return false;
+    return this.nameLen == len && sameWords(this.namePtr, len, w0, w1, wordsMask(len), 0);
   }
 
   /** Address of field i (checked, as are the fields before it), or 0 when
@@ -217,78 +272,57 @@ export class Event {
   /** First field with kind in [lo, hi] and the given key, or 0. Per field
    *  walked over: one 8-byte header load, a bounds check and one compare of
    *  kind and key length together (flags, byte 1, are ignored); the key
-   *  bytes are compared only when the lengths match. The first 8 fields
-   *  are visited without a Wasm loop (see eqBytes). */
+   *  is compared only when the lengths match. */
   // @ts-ignore: decorator
   @inline
   find(lo: u8, hi: u8, key: Str): usize {
-    const kp = key.ptr;
-    const kl = key.len;
+    return this.findIn(lo, hi, key.len, key.w0, key.w1, key.mask, key.ptr, false);
+  }
+
+  /** find for a key given as constants (len <= 16, see nameIsWords). */
+  // @ts-ignore: decorator
+  @inline
+  findWords(lo: u8, hi: u8, len: u32, w0: u64, w1: u64): usize {
+    if (len > 16) return 0;
+    return this.findIn(lo, hi, len, w0, w1, wordsMask(len), 0, false);
+  }
+
+  // findIn: find, or with value (a constant) number: then the result is
+  // the kind (0: not found) and the 8 bytes after the key go to numBits.
+  // @ts-ignore: decorator
+  @inline
+  private findIn(lo: u8, hi: u8, kl: u32, w0: u64, w1: u64, mask: u64, kp: usize, value: bool): usize {
     if (hi < lo || kl > 0xffff) return 0;
     const want: u32 = (kl << 16) | <u32>lo;
     const span: u32 = <u32>(hi - lo);
-    const end = this.end;
-    let p = this.fieldsPtr;
-    let left = this.nfields;
+    let p = evFields;
+    const end = evEnd;
+    let left = <u32>load<u16>(p - 2);
     let h: u64;
     let size: u64;
+    // The first two fields without a Wasm loop (measurements come first, so
+    // most lookups end here): with a deadline every loop iteration costs a
+    // fuel count (docs/plugin-abi.md §8.1).
     if (left == 0) return 0;
     h = load<u64>(p);
     size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
     if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi, kl, value);
     p += <usize>size;
-    left--;
-    if (left == 0) return 0;
+    if (--left == 0) return 0;
     h = load<u64>(p);
     size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
     if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
+    if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi, kl, value);
     p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    if (left == 0) return 0;
-    h = load<u64>(p);
-    size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
-    if (size > <u64>(end - p)) return malformed();
-    if ((<u32>h & 0xffff00ff) - want <= span && eqBytes(p + 8, kp, kl)) return found(p, h);
-    p += <usize>size;
-    left--;
-    return findRest(p, end, left, want, span, kp, kl);
+    while (--left != 0) {
+      h = load<u64>(p);
+      size = 8 + ((h >> 16) & 0xffff) + (h >> 32);
+      if (size > <u64>(end - p)) return malformed();
+      if ((<u32>h & 0xffff00ff) - want <= span && sameWords(p + 8, kl, w0, w1, mask, kp)) return foundIn(p, h, lo, hi, kl, value);
+      p += <usize>size;
+    }
+    return 0;
   }
 
   measurement(key: Str): usize { return this.find(KIND_INT, KIND_STRING, key); }
@@ -300,34 +334,65 @@ export class Event {
   // @ts-ignore: decorator
   @inline
   number(key: Str): u8 {
-    const f = this.find(KIND_INT, KIND_FLOAT, key);
-    if (f == 0) return 0;
-    const k = load<u8>(f);
-    if (k == KIND_INT) this.int = fieldInt(f);
-    else this.float = fieldFloat(f);
-    return k;
+    return <u8>this.findIn(KIND_INT, KIND_FLOAT, key.len, key.w0, key.w1, key.mask, key.ptr, true);
+  }
+
+  /** number for a key given as constants (len <= 16, see nameIsWords). */
+  // @ts-ignore: decorator
+  @inline
+  numberWords(len: u32, w0: u64, w1: u64): u8 {
+    if (len > 16) return 0;
+    return <u8>this.findIn(KIND_INT, KIND_FLOAT, len, w0, w1, wordsMask(len), 0, true);
   }
 }
 
-// parseRecord checks the frame of the record at p (avail bytes): the
-// length, and that the name, the correlation id and the field count fit in
-// it (no loop; fields are checked lazily, see above). It fills ev and
-// returns the record's total size, or 0 when the frame is malformed.
+// foundIn: the field at p (header h) matched a lookup of kinds [lo, hi];
+// it is returned if well-formed (a known kind, an 8-byte int or float
+// value), else the batch is marked bad. The kind is in [lo, hi], so only
+// what that range allows is checked (for constant ranges this folds).
 // @ts-ignore: decorator
 @inline
-function parseRecord(p: usize, avail: u32, ev: Event): u32 {
+function foundIn(p: usize, h: u64, lo: u8, hi: u8, kl: u32, value: bool): usize {
+  const kind = <u32>h & 0xff;
+  // kind 0 only when lo is 0 (written so that binaryen folds it away for a
+  // constant lo > 0: `kind < 0` is false)
+  if (kind < <u32>(lo == 0 ? 1 : 0)) return malformed();
+  if (hi > KIND_HOST_CONTEXT) {
+    if (kind > <u32>KIND_HOST_CONTEXT) return malformed();
+  }
+  if (hi <= KIND_FLOAT) {
+    if ((h >> 32) != 8) return malformed();
+  } else if (lo <= KIND_FLOAT) {
+    if (kind <= <u32>KIND_FLOAT && (h >> 32) != 8) return malformed();
+  }
+  if (value) {
+    // the key matched, so the value starts kl bytes after the header
+    numBits = load<u64>(p + 8 + <usize>kl);
+    return <usize>kind;
+  }
+  return p;
+}
+
+// frameEnd checks the frame of the record at p, before end: the length,
+// and that the name, the correlation id and the field count fit in it (no
+// loop; fields are checked lazily, see above). It sets evFields and evEnd
+// and returns the end of the record (the next record), or 0 when the frame
+// is malformed.
+// @ts-ignore: decorator
+@inline
+function frameEnd(p: usize, end: usize): usize {
   const rl = load<u32>(p); // may read past the batch: SLACK
   // 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2)
-  if (<u64>rl + 4 > <u64>avail || rl < 14) return 0;
-  const r = p + 4;
-  const nl = <u32>load<u16>(r, 8);
-  if (nl > rl - 14) return 0;
-  const cl = <u32>load<u16>(r + nl, 10);
-  if (cl > rl - 14 - nl) return 0;
-  evRec = r;
-  evFields = r + 14 + nl + cl;
-  evEnd = r + rl; // bytes after the last field are skipped
-  return 4 + rl;
+  // one compare for 14 <= rl <= end - p - 4: rl - 14 wraps when rl < 14
+  const room = rl - 14;
+  if (<u64>room + 18 > <u64>(end - p)) return 0;
+  const nl = <u32>load<u16>(p, 12);
+  if (nl > room) return 0;
+  const cl = <u32>load<u16>(p + nl, 14);
+  if (cl > room - nl) return 0;
+  evFields = p + 18 + nl + cl;
+  evEnd = p + 4 + rl;
+  return p + 4 + rl; // bytes after the last field are skipped
 }
 
 // ---- config -------------------------------------------------------------
@@ -506,7 +571,6 @@ const scratch: usize = memory.data(8);
 
 // ---- registration and exports -------------------------------------------
 
-const theEvent = new Event();
 const thePatch = new Patch();
 let initFn: ((cfg: Config) => bool) | null = null;
 let filterFn: ((e: Event) => bool) | null = null;
@@ -551,10 +615,22 @@ export interface Enricher {
   enrich(e: Event, p: Patch): void;
 }
 
+// keepOne checks the frame of the record at p, stores f.keep's verdict at
+// o and returns the next record, or 0 when the frame is malformed.
+// @ts-ignore: decorator
+@inline
+function keepOne<F extends Filter>(p: usize, end: usize, o: usize, f: F): usize {
+  const next = frameEnd(p, end);
+  if (next == 0) return 0;
+  store<u8>(o, f.keep(changetype<Event>(p + 4)) ? 1 : 0);
+  return next;
+}
+
 /** filterBatch runs f.keep on every event of the batch: the body of a
  *  plugin's own `snk_filter` export. With f's concrete class as F, keep is
- *  a direct call and is inlined into the batch loop; a callback registered
- *  with onFilter costs an indirect call per event instead. */
+ *  a direct call (mark it `@inline` to have it inlined into the batch
+ *  loop); a callback registered with onFilter costs an indirect call per
+ *  event instead. */
 // @ts-ignore: decorator
 @inline
 export function filterBatch<F extends Filter>(n: u32, len: u32, f: F): i64 {
@@ -563,18 +639,23 @@ export function filterBatch<F extends Filter>(n: u32, len: u32, f: F): i64 {
   outErr = 0;
   if (!reserve(n)) return <i64>outErr;
   let p = inPtr;
-  let left = len;
-  const ev = theEvent;
+  const end = p + len;
   const out = outPtr;
   badBatch = false;
-  for (let i: u32 = 0; i < n; i++) {
-    const sz = parseRecord(p, left, ev);
-    if (sz == 0) return <i64>ERR_BAD_INPUT;
-    store<u8>(out + i, f.keep(ev) ? 1 : 0);
-    p += sz;
-    left -= sz;
+  // Two records per iteration: with a deadline, half the fuel counts
+  // (docs/plugin-abi.md §8.1), and about 0.5 ns/event less without one.
+  let i: u32 = 0;
+  for (; i + 1 < n; i += 2) {
+    p = keepOne(p, end, out + i, f);
+    if (p == 0) return <i64>ERR_BAD_INPUT;
+    p = keepOne(p, end, out + i + 1, f);
+    if (p == 0) return <i64>ERR_BAD_INPUT;
   }
-  if (left != 0 || badBatch) return <i64>ERR_BAD_INPUT;
+  if (i < n) {
+    p = keepOne(p, end, out + i, f);
+    if (p == 0) return <i64>ERR_BAD_INPUT;
+  }
+  if (p != end || badBatch) return <i64>ERR_BAD_INPUT;
   outLen = n;
   return result();
 }
@@ -588,19 +669,18 @@ export function enrichBatch<F extends Enricher>(n: u32, len: u32, f: F): i64 {
   outLen = 0;
   outErr = 0;
   let p = inPtr;
-  let left = len;
-  const ev = theEvent;
+  const end = p + len;
   const pt = thePatch;
   badBatch = false;
   for (let i: u32 = 0; i < n; i++) {
-    const sz = parseRecord(p, left, ev);
-    if (sz == 0) return <i64>ERR_BAD_INPUT;
+    const next = frameEnd(p, end);
+    if (next == 0) return <i64>ERR_BAD_INPUT;
     if (!reserve(4)) return <i64>outErr;
     pt.head = outLen;
     pt.nops = 0;
     pt.dropped = false;
     outLen += 4;
-    f.enrich(ev, pt);
+    f.enrich(changetype<Event>(p + 4), pt);
     if (outErr != 0) return <i64>outErr;
     const h = outPtr + pt.head;
     if (pt.dropped) {
@@ -611,10 +691,9 @@ export function enrichBatch<F extends Enricher>(n: u32, len: u32, f: F): i64 {
       store<u8>(h + 1, 0);
       store<u16>(h + 2, <u16>pt.nops);
     }
-    p += sz;
-    left -= sz;
+    p = next;
   }
-  if (left != 0 || badBatch) return <i64>ERR_BAD_INPUT;
+  if (p != end || badBatch) return <i64>ERR_BAD_INPUT;
   return result();
 }
 
