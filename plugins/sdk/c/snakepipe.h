@@ -457,7 +457,8 @@ static inline int snk__config_valid(const snk_u8 *p, snk_u32 len) {
  * header, and the words snk__find reads after a field's header, can be
  * loaded before a length check (see snk__field_fits, snk__find). */
 #define SNK__SLACK 32u
-static snk_u8 snk__in_static[SNK_STATIC_IN + SNK__SLACK];
+/* On a cache line: the host writes every record here (see snk_in_buf). */
+static snk_u8 snk__in_static[SNK_STATIC_IN + SNK__SLACK] __attribute__((aligned(64)));
 static snk_u8 snk__out_static[SNK_STATIC_OUT];
 static snk_u8 *snk__in = snk__in_static;
 static snk_u32 snk__in_cap = SNK_STATIC_IN;

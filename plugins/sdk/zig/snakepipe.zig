@@ -311,7 +311,8 @@ const static_in = 64 << 10;
 const static_out = 16 << 10;
 const max_buf = 64 << 20;
 
-var in_static: [static_in]u8 = undefined;
+/// On a cache line: the host writes every record here.
+var in_static: [static_in]u8 align(64) = undefined;
 var out_static: [static_out]u8 = undefined;
 var in_ptr: [*]u8 = &in_static;
 var in_cap: usize = static_in;

@@ -436,7 +436,11 @@ const STATIC_IN: usize = 64 << 10;
 const STATIC_OUT: usize = 16 << 10;
 const MAX_BUF: usize = 64 << 20;
 
-static mut IN_STATIC: [u8; STATIC_IN] = [0; STATIC_IN];
+/// The static input buffer, on a cache line: the host writes every record
+/// into it (a buffer at 16 mod 64 cost ~1.5 ns/event more per stage).
+#[repr(C, align(64))]
+struct InStatic([u8; STATIC_IN]);
+static mut IN_STATIC: InStatic = InStatic([0; STATIC_IN]);
 static mut OUT_STATIC: [u8; STATIC_OUT] = [0; STATIC_OUT];
 
 struct Buf {
