@@ -356,28 +356,25 @@ type configWatch struct {
 	last fileFingerprint
 }
 
-// fileFingerprint identifies a config file's content. Stat fields are the
-// cheap check; the hash decides, so touching the file does not reload.
+// fileFingerprint identifies a config file's content by its hash, so
+// touching the file does not reload.
+//
+// Why no stat shortcut (same mtime and size: skip reading): an edit that
+// keeps the size within one mtime tick (coarse-timestamp filesystems, or
+// a tool that restores the mtime) would be missed for good. A config
+// file is a few KiB: reading and hashing it once per poll costs
+// microseconds.
 type fileFingerprint struct {
-	modTime time.Time
-	size    int64
-	sum     [sha256.Size]byte
-	err     string // why the file could not be read ("" when it could)
+	sum [sha256.Size]byte
+	err string // why the file could not be read ("" when it could)
 }
 
 func fingerprint(path string, prev fileFingerprint) fileFingerprint {
-	st, err := os.Stat(path)
-	if err != nil {
-		return fileFingerprint{err: err.Error(), sum: prev.sum}
-	}
-	if prev.err == "" && st.ModTime().Equal(prev.modTime) && st.Size() == prev.size {
-		return prev
-	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fileFingerprint{err: err.Error(), sum: prev.sum}
 	}
-	return fileFingerprint{modTime: st.ModTime(), size: st.Size(), sum: sha256.Sum256(data)}
+	return fileFingerprint{sum: sha256.Sum256(data)}
 }
 
 // newConfigWatch takes the file's fingerprint now: call it before the

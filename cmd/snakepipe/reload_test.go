@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/snakepipe/snakepipe/control"
 	"github.com/snakepipe/snakepipe/pipeline"
 	pb "github.com/snakepipe/snakepipe/proto/snakepipe/v1"
@@ -856,5 +858,52 @@ func TestReloadRuntime(t *testing.T) {
 	want := []RuntimeConfig{DefaultRuntimeConfig(), {GCPercent: 150}}
 	if !slices.Equal(applied, want) {
 		t.Errorf("applied %+v, want %+v", applied, want)
+	}
+}
+
+// TestConfigWatchSeesSameSizeSameMtimeEdit: an edit that keeps the file's
+// size and modification time (a coarse-timestamp filesystem, or a tool
+// that restores the mtime) still triggers a reload; touching the file
+// without changing it does not.
+func TestConfigWatchSeesSameSizeSameMtimeEdit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snakepipe.yaml")
+	if err := os.WriteFile(path, []byte("log: {level: info}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newConfigWatch(path, 5*time.Millisecond, nil, hclog.NewNullLogger())
+	reasons := make(chan string, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.run(ctx, func(r string) { reasons <- r }) }()
+	defer func() { cancel(); <-done }()
+
+	// Touch only: same content, new mtime. No reload.
+	later := st.ModTime().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-reasons:
+		t.Fatalf("reload %q after a touch that changed nothing", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// Same size, same mtime, different content.
+	if err := os.WriteFile(path, []byte("log: {level: warn}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-reasons:
+		if r != "config file changed" {
+			t.Fatalf("reload reason %q", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an edit keeping size and mtime was not seen")
 	}
 }
