@@ -141,9 +141,13 @@ type Host struct {
 	// the fallback.
 	instrumentFn func(bin []byte) (Instrumented, error)
 	stages       map[string][]*Stage
-	reserved     uint64 // memory pages reserved by loaded stages
-	watcher      *watcher
-	closed       bool
+	// seqs is the last version sequence number of each stage, by pipeline
+	// and plugin name: a stage rebuilt by a config reload continues it
+	// (and with it snakepipe_plugin_version_seq) instead of starting at 1.
+	seqs     map[string]uint64
+	reserved uint64 // memory pages reserved by loaded stages
+	watcher  *watcher
+	closed   bool
 	// compiles counts compiles in flight, including ones given up on after
 	// compile_timeout: Close waits for them, because closing a runtime
 	// while wazero compiles into it crashes the process.
@@ -165,6 +169,7 @@ func NewHost(cfg HostConfig, logger hclog.Logger, metrics *pipeline.Metrics) (*H
 		logger = hclog.NewNullLogger()
 	}
 	h := &Host{cfg: cfg, log: logger, metrics: metrics, modules: map[moduleKey]*module{}, stages: map[string][]*Stage{},
+		seqs: map[string]uint64{},
 		compileFn: func(ctx context.Context, r wazero.Runtime, bin []byte) (wazero.CompiledModule, error) {
 			return r.CompileModule(ctx, bin)
 		}, instrumentFn: InstrumentForDeadline}
@@ -491,6 +496,15 @@ func (h *Host) Plugins() []Version {
 		}
 	}
 	return out
+}
+
+// nextSeq returns the sequence number of a stage's next version: one
+// more than the last one any stage of that pipeline and name loaded.
+func (h *Host) nextSeq(key string) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seqs[key]++
+	return h.seqs[key]
 }
 
 func (h *Host) register(s *Stage, pages uint64) error {

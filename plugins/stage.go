@@ -104,6 +104,7 @@ type Stage struct {
 	cur      atomic.Pointer[version]
 	swapMu   sync.Mutex
 	seq      uint64 // under swapMu
+	seqKey   string // pipeline and name: the host's version sequence (Host.nextSeq)
 	closed   bool   // under swapMu: Shutdown ran; no more versions
 	lastFail atomic.Int64
 	shutOnce sync.Once
@@ -151,6 +152,7 @@ func NewStage(ctx context.Context, host *Host, set pipeline.Settings, cfg *Confi
 		s.deadSink, _ = pipeline.ParseComponentID(c.DeadLetter)
 	}
 	s.m = newStageMetrics(set.Metrics, name, set.Pipeline)
+	s.seqKey = set.Pipeline + "\x00" + name
 	s.plog = newPluginLog(logger.Named("guest"), s.m.logDropped)
 	s.breaker.now = time.Now
 	s.breaker.onChange = func(open bool) {
@@ -287,7 +289,7 @@ func (s *Stage) prepare(ctx context.Context, bin []byte) (Version, error) {
 			return Version{}, fmt.Errorf("self-test batch failed (%s): %w", fk, err)
 		}
 	}
-	s.seq++
+	s.seq = s.host.nextSeq(s.seqKey)
 	info := Version{Plugin: s.name, Seq: s.seq, Path: s.path, SHA256: mod.sha, Kind: kind, Meta: mod.meta, LoadedAt: time.Now()}
 	nv := newVersion(s, info, mod, probe)
 	ok = true

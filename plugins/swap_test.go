@@ -279,3 +279,53 @@ func TestReloadAfterShutdown(t *testing.T) {
 		t.Errorf("host still holds %d compiled modules", mods)
 	}
 }
+
+// TestRebuiltStageContinuesVersionSeq: a config reload builds a new stage
+// for the same pipeline and plugin on the same host; its first version
+// continues the sequence (and snakepipe_plugin_version_seq) rather than
+// starting again at 1. Another pipeline's stage has its own sequence.
+func TestRebuiltStageContinuesVersionSeq(t *testing.T) {
+	h := newTestHost(t)
+	m := pipeline.NewMetrics()
+	cfg := cfgFor(td("filter.wasm"))
+	first := mustStage(t, h, cfg, stageOpts{metrics: m})
+	if _, err := first.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := first.Current(); v.Seq != 2 {
+		t.Fatalf("first stage after one reload: seq %d, want 2", v.Seq)
+	}
+	rebuilt := mustStage(t, h, cfg, stageOpts{metrics: m})
+	if v, _ := rebuilt.Current(); v.Seq != 3 {
+		t.Fatalf("rebuilt stage: seq %d, want 3 (continuing the first stage's)", v.Seq)
+	}
+	if got := gaugeValue(t, m, "snakepipe_plugin_version_seq"); got != 3 {
+		t.Fatalf("snakepipe_plugin_version_seq = %v, want 3", got)
+	}
+	set := pipeline.Settings{ID: pipeline.MustComponentID("wasm/test"), Pipeline: "other", Logger: hclog.NewNullLogger(), Metrics: m}
+	other, err := NewStage(context.Background(), h, set, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.Shutdown(context.Background()) }()
+	if v, _ := other.Current(); v.Seq != 1 {
+		t.Fatalf("stage of another pipeline: seq %d, want 1", v.Seq)
+	}
+}
+
+// gaugeValue is the value of the one series of name in pipeline "p".
+func gaugeValue(t *testing.T, m *pipeline.Metrics, name string) float64 {
+	t.Helper()
+	for _, s := range m.Snapshot() {
+		if s.Name != name {
+			continue
+		}
+		for _, l := range s.Labels {
+			if l.Key == "pipeline" && l.Value == "p" {
+				return s.Value
+			}
+		}
+	}
+	t.Fatalf("no %s series for pipeline p", name)
+	return 0
+}
