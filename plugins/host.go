@@ -349,6 +349,14 @@ func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, 
 		}
 		cm, err = h.compileModule(ctx, r, cbin)
 	}
+	if err != nil && interrupt && !errors.Is(err, ErrCompileTimeout) && !errors.Is(err, ErrHostClosed) && ctx.Err() == nil {
+		// The rewritten module did not compile. Compile the original in
+		// the fallback runtime: if it fails too, its error is the one to
+		// report (offsets in the user's file, not in our rewrite); if it
+		// compiles, the rewrite is at fault and the plugin still runs.
+		cm, r, err = h.compileOriginal(ctx, bin, err)
+		interrupt, hasStart = false, false
+	}
 	switch {
 	case errors.Is(err, ErrCompileTimeout) || errors.Is(err, ErrHostClosed) || err != nil && ctx.Err() != nil:
 		return nil, err
@@ -371,6 +379,27 @@ func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, 
 	}
 	h.modules[key] = m
 	return m, nil
+}
+
+// compileOriginal compiles bin unchanged in the close-on-context-done
+// runtime, after its rewritten form failed to compile with rewriteErr.
+func (h *Host) compileOriginal(ctx context.Context, bin []byte, rewriteErr error) (wazero.CompiledModule, wazero.Runtime, error) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, nil, ErrHostClosed
+	}
+	r, err := h.runtime(ctx, true)
+	h.mu.Unlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	cm, err := h.compileModule(ctx, r, bin)
+	if err == nil {
+		h.log.Warn("plugin module rewritten for the per-batch deadline did not compile, but the original does: it runs with wazero's slower close-on-context-done instead (a snakepipe bug; please report it)",
+			"error", rewriteErr)
+	}
+	return cm, r, err
 }
 
 // ErrCompileTimeout: compiling a module took longer than

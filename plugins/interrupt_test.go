@@ -407,3 +407,49 @@ func TestCloseStopped(t *testing.T) {
 	}
 	v.giveSlot()
 }
+
+// TestRewriteThatDoesNotCompileFallsBack: should the rewriter ever produce
+// a module wazero refuses, a plugin whose original compiles still loads
+// (fallback deadline, a warning), and one whose original does not is
+// refused with the original's error.
+func TestRewriteThatDoesNotCompileFallsBack(t *testing.T) {
+	lc := captureLogger()
+	cfg := DefaultHostConfig()
+	cfg.CacheDir, cfg.Watch = t.TempDir(), false
+	h, err := NewHost(cfg, lc.Logger, pipeline.NewMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	broken := []byte("\x00asm\x01\x00\x00\x00\x0a\x05\x01\x03\x00\xff\x0b") // code section with a bad opcode, no function section
+	h.instrumentFn = func([]byte) (Instrumented, error) { return Instrumented{Binary: broken}, nil }
+
+	m := pipeline.NewMetrics()
+	sc := cfgFor(td("loop.wasm"))
+	sc.Instances = 1
+	sc.Deadline = 100 * time.Millisecond
+	s := mustStage(t, h, sc, stageOpts{metrics: m})
+	if s.cur.Load().mod.interrupt {
+		t.Fatal("module marked instrumented; want the fallback")
+	}
+	if _, err := s.Process(context.Background(), &pipeline.Batch{Events: []pipeline.Event{ev("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(t, m, "snakepipe_plugin_failures_total", "kind", "timeout"); got != 1 {
+		t.Errorf("timeouts = %v, want 1 (the fallback deadline stops the loop)", got)
+	}
+	if logs := lc.buf.String(); !strings.Contains(logs, "[WARN]") || !strings.Contains(logs, "did not compile") {
+		t.Errorf("no warning that the rewrite did not compile:\n%s", logs)
+	}
+
+	// An original that does not compile either: its own error is reported.
+	bad := filepath.Join(t.TempDir(), "bad.wasm")
+	if err := os.WriteFile(bad, []byte("\x00asm\x01\x00\x00\x00\x0a\x04\x01\x02\x00\x0b"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.instrumentFn = func(b []byte) (Instrumented, error) { return Instrumented{Binary: broken}, nil }
+	_, err = newTestStage(t, h, cfgFor(bad), stageOpts{})
+	if !errors.Is(err, ErrNotWasm) {
+		t.Fatalf("err = %v, want ErrNotWasm", err)
+	}
+}
