@@ -162,6 +162,20 @@ func captureLogger() logCapture {
 	return logCapture{hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Info}), buf}
 }
 
+// newLoggedHost is a host whose log (at info) the test can read.
+func newLoggedHost(t *testing.T) (*Host, logCapture) {
+	t.Helper()
+	lc := captureLogger()
+	cfg := DefaultHostConfig()
+	cfg.CacheDir, cfg.Watch = t.TempDir(), false
+	h, err := NewHost(cfg, lc.Logger, pipeline.NewMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h, lc
+}
+
 // TestFallbackStopsLoop: a module the rewriter cannot instrument loads,
 // says why at info level, and runs in the close-on-context-done runtime,
 // whose deadline still stops its infinite loop. Two causes: an export with
@@ -176,14 +190,7 @@ func TestFallbackStopsLoop(t *testing.T) {
 		{"unknown opcode", "loop.wasm", "opcode 0xfe", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			lc := captureLogger()
-			cfg := DefaultHostConfig()
-			cfg.CacheDir, cfg.Watch = t.TempDir(), false
-			h, err := NewHost(cfg, lc.Logger, pipeline.NewMetrics())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = h.Close(context.Background()) })
+			h, lc := newLoggedHost(t)
 			if tc.refuse {
 				h.instrumentFn = func([]byte) (Instrumented, error) {
 					return Instrumented{}, errors.Join(ErrUninstrumentable, errors.New("opcode 0xfe"))
@@ -413,15 +420,8 @@ func TestCloseStopped(t *testing.T) {
 // (fallback deadline, a warning), and one whose original does not is
 // refused with the original's error.
 func TestRewriteThatDoesNotCompileFallsBack(t *testing.T) {
-	lc := captureLogger()
-	cfg := DefaultHostConfig()
-	cfg.CacheDir, cfg.Watch = t.TempDir(), false
-	h, err := NewHost(cfg, lc.Logger, pipeline.NewMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close(context.Background()) })
-	broken := []byte("\x00asm\x01\x00\x00\x00\x0a\x05\x01\x03\x00\xff\x0b") // code section with a bad opcode, no function section
+	h, lc := newLoggedHost(t)
+	broken := []byte("\x00asm\x01\x00\x00\x00\x01\x01\xff") // a type section cut short
 	h.instrumentFn = func([]byte) (Instrumented, error) { return Instrumented{Binary: broken}, nil }
 
 	m := pipeline.NewMetrics()
@@ -447,9 +447,8 @@ func TestRewriteThatDoesNotCompileFallsBack(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("\x00asm\x01\x00\x00\x00\x0a\x04\x01\x02\x00\x0b"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.instrumentFn = func(b []byte) (Instrumented, error) { return Instrumented{Binary: broken}, nil }
-	_, err = newTestStage(t, h, cfgFor(bad), stageOpts{})
-	if !errors.Is(err, ErrNotWasm) {
-		t.Fatalf("err = %v, want ErrNotWasm", err)
+	_, err := newTestStage(t, h, cfgFor(bad), stageOpts{})
+	if !errors.Is(err, ErrNotWasm) || !strings.Contains(err.Error(), "inconsistent lengths") {
+		t.Fatalf("err = %v, want ErrNotWasm about the original's function and code sections", err)
 	}
 }

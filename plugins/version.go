@@ -106,27 +106,20 @@ func (v *version) get(ctx context.Context) (*instance, error) {
 	v.mu.Lock()
 	if v.free > 0 {
 		v.free--
-		if n := len(v.idle); n > 0 {
-			inst := v.idle[n-1]
-			v.idle = v.idle[:n-1]
-			v.mu.Unlock()
-			return inst, nil
-		}
-		v.mu.Unlock()
 	} else {
 		v.mu.Unlock()
 		if err := v.takeSlot(ctx); err != nil {
 			return nil, err
 		}
 		v.mu.Lock()
-		if n := len(v.idle); n > 0 {
-			inst := v.idle[n-1]
-			v.idle = v.idle[:n-1]
-			v.mu.Unlock()
-			return inst, nil
-		}
-		v.mu.Unlock()
 	}
+	if n := len(v.idle); n > 0 {
+		inst := v.idle[n-1]
+		v.idle = v.idle[:n-1]
+		v.mu.Unlock()
+		return inst, nil
+	}
+	v.mu.Unlock()
 	inst, err := v.stage.instantiate(ctx, v)
 	if err != nil {
 		v.giveSlot()
