@@ -163,7 +163,13 @@ func TestEncodeRecordMatchesReference(t *testing.T) {
 	checkEncode(t, &bare, true)
 	// Not encodable: refused, like the reference refuses it.
 	for name, mutate := range map[string]func(e *pipeline.Event){
-		"unset value":   func(e *pipeline.Event) { e.Measurements[1].Value = pipeline.Value{} },
+		"unset value": func(e *pipeline.Event) { e.Measurements[1].Value = pipeline.Value{} },
+		// A kind past KindString: encodeRecords refuses it, so encodedSize
+		// must call it unencodable, or the stage takes the refusal for a
+		// full chunk and retries the event forever (TestStageUnknownValueKind).
+		"unknown kind": func(e *pipeline.Event) {
+			e.Measurements[0].Value = pipeline.Value{Kind: pipeline.KindString + 1, Int: 1}
+		},
 		"long name":     func(e *pipeline.Event) { e.Name = strOf(math.MaxUint16+1, 1) },
 		"long corr":     func(e *pipeline.Event) { e.CorrelationID = strOf(math.MaxUint16+1, 1) },
 		"long key":      func(e *pipeline.Event) { e.Metadata[1].Key = strOf(math.MaxUint16+1, 1) },
