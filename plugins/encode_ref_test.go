@@ -196,7 +196,7 @@ func FuzzEncodeRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, corr string, ts int64, mkey string, kind uint8, iv int64, lk1, lv1, lk2, lv2 string, origin bool, pid int64, cut uint16) {
 		e := pipeline.Event{Name: name, CorrelationID: corr, TimestampNs: ts,
 			Metadata: []pipeline.Label{{Key: lk1, Value: lv1}, {Key: lk2, Value: lv2}}}
-		for k := range kind % 5 {
+		for k := range kind % 6 { // kinds 0..4: invalid, int, float, string, unknown
 			v := pipeline.Value{Kind: pipeline.ValueKind(k), Int: iv, Float: float64(iv) / 3, Str: lv1 + lv2}
 			e.Measurements = append(e.Measurements, pipeline.Measurement{Key: mkey + strconv.Itoa(int(k)), Value: v})
 		}
