@@ -74,10 +74,12 @@ func encodedSize(e *pipeline.Event, oc *originCache) (int, bool) {
 		switch m.Value.Kind {
 		case pipeline.KindString:
 			n += len(m.Value.Str)
-		case pipeline.KindInvalid:
-			ok = false
+		case pipeline.KindInt, pipeline.KindFloat:
 			n += 8
 		default:
+			// KindInvalid or an unknown kind: encodeRecords refuses it, and
+			// the stage must not take that refusal for a full chunk.
+			ok = false
 			n += 8
 		}
 	}

@@ -163,7 +163,13 @@ func TestEncodeRecordMatchesReference(t *testing.T) {
 	checkEncode(t, &bare, true)
 	// Not encodable: refused, like the reference refuses it.
 	for name, mutate := range map[string]func(e *pipeline.Event){
-		"unset value":   func(e *pipeline.Event) { e.Measurements[1].Value = pipeline.Value{} },
+		"unset value": func(e *pipeline.Event) { e.Measurements[1].Value = pipeline.Value{} },
+		// A kind past KindString: encodeRecords refuses it, so encodedSize
+		// must call it unencodable, or the stage takes the refusal for a
+		// full chunk and retries the event forever (TestStageUnknownValueKind).
+		"unknown kind": func(e *pipeline.Event) {
+			e.Measurements[0].Value = pipeline.Value{Kind: pipeline.KindString + 1, Int: 1}
+		},
 		"long name":     func(e *pipeline.Event) { e.Name = strOf(math.MaxUint16+1, 1) },
 		"long corr":     func(e *pipeline.Event) { e.CorrelationID = strOf(math.MaxUint16+1, 1) },
 		"long key":      func(e *pipeline.Event) { e.Metadata[1].Key = strOf(math.MaxUint16+1, 1) },
@@ -190,7 +196,7 @@ func FuzzEncodeRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, corr string, ts int64, mkey string, kind uint8, iv int64, lk1, lv1, lk2, lv2 string, origin bool, pid int64, cut uint16) {
 		e := pipeline.Event{Name: name, CorrelationID: corr, TimestampNs: ts,
 			Metadata: []pipeline.Label{{Key: lk1, Value: lv1}, {Key: lk2, Value: lv2}}}
-		for k := range kind % 5 {
+		for k := range kind % 6 { // kinds 0..4: invalid, int, float, string, unknown
 			v := pipeline.Value{Kind: pipeline.ValueKind(k), Int: iv, Float: float64(iv) / 3, Str: lv1 + lv2}
 			e.Measurements = append(e.Measurements, pipeline.Measurement{Key: mkey + strconv.Itoa(int(k)), Value: v})
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/sys"
 )
 
 const (
@@ -284,15 +283,10 @@ func (inst *instance) classify(err error) failKind {
 	if inst.expired {
 		// The timer fired before the call ended: an instrumented guest
 		// traps ("unreachable") at its next yield, one in the fallback
-		// runtime exits with a context exit code.
+		// runtime exits with a context exit code. Only the timer cancels
+		// the call's context, so a context exit code without it is the
+		// guest's own proc_exit: a trap (§3), not a timeout.
 		return failTimeout
-	}
-	var ee *sys.ExitError
-	if errors.As(err, &ee) {
-		switch ee.ExitCode() {
-		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
-			return failTimeout
-		}
 	}
 	if inst.lm.refused.Load() {
 		return failOOM

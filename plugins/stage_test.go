@@ -533,3 +533,22 @@ func TestOversizeInEnrichChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestStageUnknownValueKind: an event with a measurement of a kind the
+// wire format has no code for is refused by the encoder and handled as an
+// oversize event (on_error), and the batch completes. (When encodedSize
+// called it encodable, the stage took the refusal for a full chunk and
+// retried the event forever: Process never returned.)
+func TestStageUnknownValueKind(t *testing.T) {
+	h := newTestHost(t)
+	m := pipeline.NewMetrics()
+	s := mustStage(t, h, cfgFor(td("filter.wasm")), stageOpts{metrics: m})
+	bad := ev("bad", pipeline.Measurement{Key: "k", Value: pipeline.Value{Kind: pipeline.KindString + 1}})
+	b := &pipeline.Batch{Events: []pipeline.Event{ev("x"), bad, ev("y")}}
+	if _, err := s.Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(t, m, "snakepipe_plugin_oversize_events_total"); got != 1 {
+		t.Errorf("oversize events = %v, want 1", got)
+	}
+}
