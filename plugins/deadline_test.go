@@ -88,7 +88,6 @@ func TestProcExitIsATrap(t *testing.T) {
 // every garbage collection's stop-the-world, and with it the whole
 // process (the check at every function entry as well would fix both).
 func TestDeadlineStopsRecursion(t *testing.T) {
-	t.Skip("known gap (docs/plugin-abi.md §8.1 \"What is not covered\"): loop-free recursion is never interrupted and blocks the GC; this test hangs")
 	h := newTestHost(t)
 	m := pipeline.NewMetrics()
 	cfg := cfgFor(td("recurse.wasm"))

@@ -39,7 +39,7 @@ type Instrumented struct {
 
 // InstrumentForDeadline rewrites bin as the host does for an untrusted
 // plugin: it adds the InterruptGlobal export and, at the start of every
-// loop body, a fuel count that every 4096 iterations yields to Go and
+// loop body and every function entry, a fuel count that every 4096 iterations yields to Go and
 // checks the global; and it turns a start section into the StartExport
 // export. Run the result in a runtime without WithCloseOnContextDone; to
 // stop the guest, set the global to 1 (api.MutableGlobal.Set, from another

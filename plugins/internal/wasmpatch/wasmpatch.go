@@ -1,5 +1,5 @@
 // Package wasmpatch rewrites a WebAssembly binary so that a host can stop
-// it cheaply: every loop header counts down a fuel global, and every
+// it cheaply: every loop header and function entry counts down a fuel global, and every
 // YieldEvery iterations yields to Go and traps if an exported interrupt
 // global is non-zero (see loopCheck).
 //
@@ -316,7 +316,7 @@ func instrumentCode(b []byte, check []byte) ([]byte, int, error) {
 }
 
 // instrumentBody copies one function body (locals and instructions) to
-// out, inserting check at the start of every loop body.
+// out, inserting check at the function entry and at the start of every loop body.
 func instrumentBody(out, body, check []byte) ([]byte, int, error) {
 	r := reader{b: body}
 	nLocals := r.u32()
@@ -328,6 +328,10 @@ func instrumentBody(out, body, check []byte) ([]byte, int, error) {
 		return nil, 0, r.err
 	}
 	out = append(out, body[:r.pos]...)
+	// The same check at every function entry: a call tree without loops
+	// (recursion) must also be stoppable and must also yield to Go, or it
+	// holds up the garbage collector and with it the whole process.
+	out = append(out, check...)
 	copied := r.pos
 	loops := 0
 	depth := 1 // the function's own block
