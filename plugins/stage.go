@@ -103,7 +103,6 @@ type Stage struct {
 
 	cur      atomic.Pointer[version]
 	swapMu   sync.Mutex
-	seq      uint64 // under swapMu
 	seqKey   string // pipeline and name: the host's version sequence (Host.nextSeq)
 	closed   bool   // under swapMu: Shutdown ran; no more versions
 	lastFail atomic.Int64
@@ -289,8 +288,7 @@ func (s *Stage) prepare(ctx context.Context, bin []byte) (Version, error) {
 			return Version{}, fmt.Errorf("self-test batch failed (%s): %w", fk, err)
 		}
 	}
-	s.seq = s.host.nextSeq(s.seqKey)
-	info := Version{Plugin: s.name, Seq: s.seq, Path: s.path, SHA256: mod.sha, Kind: kind, Meta: mod.meta, LoadedAt: time.Now()}
+	info := Version{Plugin: s.name, Seq: s.host.nextSeq(s.seqKey), Path: s.path, SHA256: mod.sha, Kind: kind, Meta: mod.meta, LoadedAt: time.Now()}
 	nv := newVersion(s, info, mod, probe)
 	ok = true
 	old := s.cur.Swap(nv)
