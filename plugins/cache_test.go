@@ -3,6 +3,8 @@ package plugins
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
 )
 
 func cacheEntries(t *testing.T, dir string) map[string][]byte {
@@ -157,5 +160,51 @@ func TestHostPrunesCacheAfterCompile(t *testing.T) {
 	cfg.CacheMaxBytes = 0
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "plugins.cache_max_bytes") {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+// TestUnreadableCacheEntryIsCleared: a compile that fails on an
+// unreadable cache entry clears the cache and compiles again, on the main
+// path and on the fallback path (the original module, compiled after its
+// rewrite did not compile).
+func TestUnreadableCacheEntryIsCleared(t *testing.T) {
+	for _, fallback := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fallback=%v", fallback), func(t *testing.T) {
+			h, lc := newLoggedHost(t)
+			orig, err := os.ReadFile(td("filter.wasm"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := orig // the bytes whose first compile meets the bad entry
+			if fallback {
+				h.instrumentFn = func([]byte) (Instrumented, error) {
+					return Instrumented{Binary: []byte("\x00asm\x01\x00\x00\x00\x01\x01\xff")}, nil
+				}
+			} else {
+				ins, err := InstrumentForDeadline(orig)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = ins.Binary
+			}
+			var calls int
+			h.compileFn = func(ctx context.Context, r wazero.Runtime, bin []byte) (wazero.CompiledModule, error) {
+				if bytes.Equal(bin, want) {
+					if calls++; calls == 1 {
+						return nil, errors.New("compilationcache: reading entry: unexpected EOF")
+					}
+				}
+				return r.CompileModule(ctx, bin)
+			}
+			if _, err := newTestStage(t, h, cfgFor(td("filter.wasm")), stageOpts{}); err != nil {
+				t.Fatalf("load after an unreadable cache entry: %v", err)
+			}
+			if calls != 2 {
+				t.Errorf("%d compiles of the module, want 2 (the failed one and the retry)", calls)
+			}
+			if !strings.Contains(lc.buf.String(), "clearing it and compiling again") {
+				t.Errorf("no warning about the unreadable entry:\n%s", lc.buf.String())
+			}
+		})
 	}
 }

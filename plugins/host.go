@@ -341,14 +341,7 @@ func (h *Host) compile(ctx context.Context, bin []byte, trusted bool) (*module, 
 	if err != nil {
 		return nil, err
 	}
-	cm, err := h.compileModule(ctx, r, cbin)
-	if isCacheReadError(err) && h.cacheDir != "" {
-		h.log.Warn("unreadable entry in the plugin compilation cache; clearing it and compiling again", "dir", h.cacheDir, "error", err)
-		if cerr := clearCacheEntries(h.cacheDir); cerr != nil {
-			h.log.Warn("clearing the plugin compilation cache", "error", cerr)
-		}
-		cm, err = h.compileModule(ctx, r, cbin)
-	}
+	cm, err := h.compileCached(ctx, r, cbin)
 	if err != nil && interrupt && !errors.Is(err, ErrCompileTimeout) && !errors.Is(err, ErrHostClosed) && ctx.Err() == nil {
 		// The rewritten module did not compile. Compile the original in
 		// the fallback runtime: if it fails too, its error is the one to
@@ -394,12 +387,26 @@ func (h *Host) compileOriginal(ctx context.Context, bin []byte, rewriteErr error
 	if err != nil {
 		return nil, nil, err
 	}
-	cm, err := h.compileModule(ctx, r, bin)
+	cm, err := h.compileCached(ctx, r, bin)
 	if err == nil {
 		h.log.Warn("plugin module rewritten for the per-batch deadline did not compile, but the original does: it runs with wazero's slower close-on-context-done instead (a snakepipe bug; please report it)",
 			"error", rewriteErr)
 	}
 	return cm, r, err
+}
+
+// compileCached is compileModule that survives a cache entry it cannot
+// read: it clears the cache and compiles once more.
+func (h *Host) compileCached(ctx context.Context, r wazero.Runtime, bin []byte) (wazero.CompiledModule, error) {
+	cm, err := h.compileModule(ctx, r, bin)
+	if isCacheReadError(err) && h.cacheDir != "" {
+		h.log.Warn("unreadable entry in the plugin compilation cache; clearing it and compiling again", "dir", h.cacheDir, "error", err)
+		if cerr := clearCacheEntries(h.cacheDir); cerr != nil {
+			h.log.Warn("clearing the plugin compilation cache", "error", cerr)
+		}
+		cm, err = h.compileModule(ctx, r, bin)
+	}
+	return cm, err
 }
 
 // ErrCompileTimeout: compiling a module took longer than
