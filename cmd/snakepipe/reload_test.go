@@ -63,6 +63,27 @@ sinks:
 %s`, gen, filepath.Join(dir, "events.jsonl"), extra, sinks, catalog)
 }
 
+// startReloadService writes reloadConfig(dir, "v1", extraSink, "") to
+// dir/snakepipe.yaml in a new temporary dir and starts a service on it.
+func startReloadService(t *testing.T, extraSink bool) (svc *Service, dir, path string) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, "snakepipe.yaml")
+	writeFile(t, path, reloadConfig(dir, "v1", extraSink, ""))
+	return startServiceFile(t, path), dir, path
+}
+
+// shutdownEvents shuts svc down and returns the worker events in
+// dir/events.jsonl (the file sink of reloadConfig).
+func shutdownEvents(t *testing.T, svc *Service, dir string) []pipeline.Event {
+	t.Helper()
+	if err := svc.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	events, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	return events
+}
+
 // userEventCatalog declares one user event, myapp.job.done.
 const userEventCatalog = `catalog:
   events:
@@ -212,10 +233,7 @@ func reloadCount(t *testing.T, svc *Service, result string) float64 {
 // event sent is in the file sink exactly once, the stream is never
 // dropped, and events after each reload went through the new stage.
 func TestReloadUnderTrafficLosesNothing(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "snakepipe.yaml")
-	writeFile(t, path, reloadConfig(dir, "v1", false, ""))
-	svc := startServiceFile(t, path)
+	svc, dir, path := startReloadService(t, false)
 	sw := startStreaming(t, svc.IngestAddr())
 
 	steps := []struct {
@@ -316,10 +334,7 @@ func firstDiff(a, b []int64) int {
 // each problem named, counted as invalid, and the running config keeps
 // delivering.
 func TestReloadInvalidConfigRefused(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "snakepipe.yaml")
-	writeFile(t, path, reloadConfig(dir, "v1", false, ""))
-	svc := startServiceFile(t, path)
+	svc, dir, path := startReloadService(t, false)
 	w := dialWorker(t, svc.IngestAddr(), "worker-1")
 	w.batch(callStop(1, "", 1, "a"))
 
@@ -337,10 +352,7 @@ func TestReloadInvalidConfigRefused(t *testing.T) {
 	}
 	w.batch(callStop(2, "", 1, "b"))
 	w.finish()
-	if err := svc.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	events, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	events := shutdownEvents(t, svc, dir)
 	if len(events) != 2 {
 		t.Fatalf("file has %d events, want both (before and after the refused reload)", len(events))
 	}
@@ -363,10 +375,7 @@ func TestReloadInvalidConfigRefused(t *testing.T) {
 // TestReloadFailedToApply: a valid config whose new sink cannot start (its
 // directory would be inside a regular file) is counted as failed and changes nothing.
 func TestReloadFailedToApply(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "snakepipe.yaml")
-	writeFile(t, path, reloadConfig(dir, "v1", false, ""))
-	svc := startServiceFile(t, path)
+	svc, dir, path := startReloadService(t, false)
 	defer func() { _ = svc.Shutdown(context.Background()) }()
 	cfg := strings.Replace(reloadConfig(dir, "v2", true, ""), filepath.Join(dir, "extra.jsonl"), filepath.Join(path, "extra.jsonl"), 1)
 	writeFile(t, path, cfg)
@@ -388,10 +397,7 @@ func TestReloadFailedToApply(t *testing.T) {
 	w := dialWorker(t, svc.IngestAddr(), "worker-1")
 	w.batch(callStop(1, "", 1, "a"))
 	w.finish()
-	if err := svc.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	events, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	events := shutdownEvents(t, svc, dir)
 	if len(events) != 1 {
 		t.Fatalf("file has %d events, want 1", len(events))
 	}
@@ -404,10 +410,7 @@ func TestReloadFailedToApply(t *testing.T) {
 // file sink open (one instance, appending) instead of opening the file a
 // second time; a sink whose settings change is replaced.
 func TestReloadKeepsUnchangedSink(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "snakepipe.yaml")
-	writeFile(t, path, reloadConfig(dir, "v1", true, ""))
-	svc := startServiceFile(t, path)
+	svc, dir, path := startReloadService(t, true)
 	defer func() { _ = svc.Shutdown(context.Background()) }()
 	all, extra := pipeline.MustComponentID("file/all"), pipeline.MustComponentID("file/extra")
 	before := svc.sinks[all].shared
@@ -436,10 +439,7 @@ func TestReloadKeepsUnchangedSink(t *testing.T) {
 	}
 	w.batch(callStop(2, "", 1, "b"))
 	w.finish()
-	if err := svc.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	events, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	events := shutdownEvents(t, svc, dir)
 	if len(events) != 2 || events[0].TimestampNs+events[1].TimestampNs != 3 {
 		t.Errorf("file/all has %v, want events 1 and 2 appended to one file", events)
 	}
@@ -452,10 +452,7 @@ func TestReloadKeepsUnchangedSink(t *testing.T) {
 // it to the catalog, then accepted on the same stream; runtime policy set
 // through the admin layer survives the reload.
 func TestReloadAddsCatalogEvent(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "snakepipe.yaml")
-	writeFile(t, path, reloadConfig(dir, "v1", false, ""))
-	svc := startServiceFile(t, path)
+	svc, dir, path := startReloadService(t, false)
 	rate := 0.25
 	if _, err := svc.store.Set(control.All, control.Patch{DefaultSampleRate: &rate}); err != nil {
 		t.Fatal(err)
@@ -487,10 +484,7 @@ func TestReloadAddsCatalogEvent(t *testing.T) {
 	if pushed == nil || !slices.Equal(pushed.GetDeny(), []string{"python.gc.*"}) || pushed.GetDefaultSampleRate() != 0.25 {
 		t.Errorf("last Policy frame on the live stream = %v, want deny [python.gc.*] from the new config and the runtime rate 0.25", pushed)
 	}
-	if err := svc.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	events, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	events := shutdownEvents(t, svc, dir)
 	var ts []int64
 	for _, e := range events {
 		ts = append(ts, e.TimestampNs)
@@ -668,10 +662,7 @@ func TestReloadChangesWasmStage(t *testing.T) {
 	}
 	w.batch(callStop(3, "", 1500, "c"), callStop(4, "", 2500, "d"))
 	w.finish()
-	if err := svc.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := splitHostEvents(readEvents(t, filepath.Join(dir, "events.jsonl")))
+	got := shutdownEvents(t, svc, dir)
 	var ts []int64
 	for _, e := range got {
 		ts = append(ts, e.TimestampNs)
