@@ -95,11 +95,48 @@ type PluginManager interface {
 	Reload(ctx context.Context, name string) (PluginInfo, error)
 }
 
+// Config reload outcomes (ConfigReloader). Nothing changes after any of
+// them.
+var (
+	// ErrConfigInvalid: the new config did not validate.
+	ErrConfigInvalid = errors.New("new config is invalid")
+	// ErrConfigNotApplied: the new config validated, but a part of it could
+	// not be built or started.
+	ErrConfigNotApplied = errors.New("new config could not be applied")
+	// ErrNoConfigSource: the process has no config to load again (it was
+	// not started by `snakepipe run`), or it is not running.
+	ErrNoConfigSource = errors.New("this process cannot reload its config")
+)
+
+// ConfigReload says what a successful config reload changed.
+type ConfigReload struct {
+	// Changed: "catalog", "policy", "log.level", "runtime", and
+	// "stages.<id>", "sinks.<id>", "pipelines.<name>", sorted.
+	Changed []string
+	// NeedsRestart: changed settings that keep their running value.
+	NeedsRestart []string
+}
+
+// ConfigReloader reloads the process's config, as SIGHUP does. Errors wrap
+// ErrConfigInvalid, ErrConfigNotApplied or ErrNoConfigSource.
+type ConfigReloader interface {
+	ReloadConfig(ctx context.Context) (ConfigReload, error)
+}
+
+// ConfigReloaderFunc adapts a function to ConfigReloader.
+type ConfigReloaderFunc func(ctx context.Context) (ConfigReload, error)
+
+// ReloadConfig calls f.
+func (f ConfigReloaderFunc) ReloadConfig(ctx context.Context) (ConfigReload, error) { return f(ctx) }
+
 // AdminDeps are the parts of the running process the admin API serves.
 type AdminDeps struct {
 	Store   *Store
 	Workers func() []WorkerInfo
 	Plugins PluginManager // nil when no plugin is configured
+	// Config reloads the config file (nil: ReloadConfig answers
+	// FAILED_PRECONDITION).
+	Config  ConfigReloader
 	Metrics *pipeline.Metrics
 	Tap     *Tap
 	// Ready reports nil when listeners are up and sinks are open.
@@ -516,6 +553,21 @@ func (s *adminService) ReloadPlugin(ctx context.Context, req *pb.ReloadPluginReq
 	}
 	s.a.log.Info("plugin reloaded", "plugin", p.Name, "version", p.Version)
 	return &pb.ReloadPluginResponse{Plugin: pluginToPB(p)}, nil
+}
+
+func (s *adminService) ReloadConfig(ctx context.Context, _ *pb.ReloadConfigRequest) (*pb.ReloadConfigResponse, error) {
+	if s.a.deps.Config == nil {
+		return nil, status.Error(codes.FailedPrecondition, ErrNoConfigSource.Error()+": it was not started by `snakepipe run`")
+	}
+	r, err := s.a.deps.Config.ReloadConfig(ctx)
+	switch {
+	case errors.Is(err, ErrConfigInvalid):
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	case err != nil:
+		// Not applied, not running, or ctx ended: the running config stays.
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return &pb.ReloadConfigResponse{Changed: r.Changed, NeedsRestart: r.NeedsRestart}, nil
 }
 
 func (s *adminService) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, error) {

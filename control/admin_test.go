@@ -3,8 +3,10 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,18 +38,28 @@ type adminFixture struct {
 
 func startAdmin(t *testing.T, cfg AdminConfig) *adminFixture {
 	t.Helper()
+	return startAdminWith(t, cfg, nil)
+}
+
+// startAdminWith is startAdmin with deps changed by with (if not nil).
+func startAdminWith(t *testing.T, cfg AdminConfig, with func(*AdminDeps)) *adminFixture {
+	t.Helper()
 	f := &adminFixture{metrics: pipeline.NewMetrics(), sink: make(chan *pipeline.Batch, 100)}
 	f.store, _ = NewStore(pipeline.DefaultPolicy(), StoreOptions{})
 	f.tap = NewTap(pipeline.ConsumerFunc(func(_ context.Context, b *pipeline.Batch) error { f.sink <- b; return nil }), 0)
-	var err error
-	f.admin, err = NewAdmin(pipeline.Settings{}, cfg, AdminDeps{
+	deps := AdminDeps{
 		Store:   f.store,
 		Metrics: f.metrics,
 		Tap:     f.tap,
 		Workers: func() []WorkerInfo {
 			return []WorkerInfo{{WorkerID: "w2", Pool: "b"}, {WorkerID: "w1", Pool: "a", EventsReceived: 7}}
 		},
-	})
+	}
+	if with != nil {
+		with(&deps)
+	}
+	var err error
+	f.admin, err = NewAdmin(pipeline.Settings{}, cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +131,41 @@ func TestAdminPolicyAndWorkers(t *testing.T) {
 	}
 	if _, err := f.client.ReloadPlugin(ctx, &pb.ReloadPluginRequest{Name: "x"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("reload with no plugins: %v", err)
+	}
+}
+
+// TestAdminReloadConfig: each outcome of the ConfigReloader becomes its
+// status code, and a success returns the lists as given.
+func TestAdminReloadConfig(t *testing.T) {
+	if _, err := startAdmin(t, loopbackCfg()).client.ReloadConfig(context.Background(), &pb.ReloadConfigRequest{}); status.Code(err) != codes.FailedPrecondition ||
+		!strings.Contains(err.Error(), "cannot reload its config") {
+		t.Errorf("ReloadConfig with no reloader: %v, want FailedPrecondition", err)
+	}
+	var next func() (ConfigReload, error)
+	f := startAdminWith(t, loopbackCfg(), func(d *AdminDeps) {
+		d.Config = ConfigReloaderFunc(func(context.Context) (ConfigReload, error) { return next() })
+	})
+	for _, tc := range []struct {
+		name string
+		err  error
+		code codes.Code
+	}{
+		{"invalid", fmt.Errorf("%w: pipelines.default.sinks[0]: unknown sink", ErrConfigInvalid), codes.InvalidArgument},
+		{"not applied", fmt.Errorf("%w: sink file/x: open: permission denied", ErrConfigNotApplied), codes.FailedPrecondition},
+		{"not running", errors.New("service is not running"), codes.FailedPrecondition},
+	} {
+		next = func() (ConfigReload, error) { return ConfigReload{}, tc.err }
+		_, err := f.client.ReloadConfig(context.Background(), &pb.ReloadConfigRequest{})
+		if status.Code(err) != tc.code || status.Convert(err).Message() != tc.err.Error() {
+			t.Errorf("%s: %v, want %s with the reloader's message", tc.name, err, tc.code)
+		}
+	}
+	next = func() (ConfigReload, error) {
+		return ConfigReload{Changed: []string{"catalog", "stages.sample/x"}, NeedsRestart: []string{"ingest.listen"}}, nil
+	}
+	resp, err := f.client.ReloadConfig(context.Background(), &pb.ReloadConfigRequest{})
+	if err != nil || !slices.Equal(resp.GetChanged(), []string{"catalog", "stages.sample/x"}) || !slices.Equal(resp.GetNeedsRestart(), []string{"ingest.listen"}) {
+		t.Errorf("ReloadConfig = %v, %v", resp, err)
 	}
 }
 

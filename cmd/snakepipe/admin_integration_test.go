@@ -689,6 +689,9 @@ func TestAdminTokenOffLoopback(t *testing.T) {
 		if _, err := ac.SetPolicy(c, &pb.SetPolicyRequest{Patch: &pb.PolicyPatch{Enabled: ptrTo(false)}}); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("SetPolicy with %s = %v, want Unauthenticated", name, err)
 		}
+		if _, err := ac.ReloadConfig(c, &pb.ReloadConfigRequest{}); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("ReloadConfig with %s = %v, want Unauthenticated", name, err)
+		}
 	}
 	if !svc.store.PolicyFor(&pipeline.Origin{WorkerID: "x"}).Enabled {
 		t.Error("an unauthenticated SetPolicy changed the policy")

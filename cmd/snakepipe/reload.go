@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/snakepipe/snakepipe/catalog"
+	"github.com/snakepipe/snakepipe/control"
 	"github.com/snakepipe/snakepipe/ingest"
 	"github.com/snakepipe/snakepipe/pipeline"
 	"github.com/snakepipe/snakepipe/plugins"
@@ -32,10 +33,10 @@ import (
 var (
 	// ErrConfigInvalid: the new config did not load or validate; nothing
 	// changed.
-	ErrConfigInvalid = errors.New("new config is invalid")
+	ErrConfigInvalid = control.ErrConfigInvalid
 	// ErrReloadFailed: the new config is valid but could not be applied
 	// (a sink or stage failed to build or start); nothing changed.
-	ErrReloadFailed = errors.New("new config could not be applied")
+	ErrReloadFailed = control.ErrConfigNotApplied
 	// ErrNotRunning: the service is not started or is shutting down.
 	ErrNotRunning = errors.New("service is not running")
 )
@@ -161,10 +162,18 @@ func (c currentGraph) Shutdown(ctx context.Context) error { return c.s.graph.Shu
 // and Shutdown; ctx bounds building the new graph, ServiceOptions.DrainTimeout
 // draining the old one.
 func (s *Service) Reload(ctx context.Context, load func() (*Config, error)) error {
+	_, err := s.ReloadReport(ctx, load)
+	return err
+}
+
+// ReloadReport is Reload, and says what a successful reload changed (what
+// Reload logs).
+func (s *Service) ReloadReport(ctx context.Context, load func() (*Config, error)) (control.ConfigReload, error) {
+	var rep control.ConfigReload
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped || len(s.started) == 0 {
-		return ErrNotRunning
+		return rep, ErrNotRunning
 	}
 	next, err := load()
 	if err != nil {
@@ -175,9 +184,10 @@ func (s *Service) Reload(ctx context.Context, load func() (*Config, error)) erro
 			s.log.Error("config reload refused: " + p.Error())
 		}
 		s.log.Error("config reload refused; the running config stays", "problems", len(problems))
-		return fmt.Errorf("%w: %w", ErrConfigInvalid, err)
+		return rep, fmt.Errorf("%w: %w", ErrConfigInvalid, err)
 	}
-	for _, key := range restartOnlyChanges(s.cfg, next) {
+	restart := restartOnlyChanges(s.cfg, next)
+	for _, key := range restart {
 		s.log.Warn("config reload: " + key + " changed but needs a restart; the running value stays")
 	}
 	next = keepRestartOnly(s.cfg, next)
@@ -189,7 +199,7 @@ func (s *Service) Reload(ctx context.Context, load func() (*Config, error)) erro
 			s.reloads.invalid.Inc()
 			s.reloads.lastOK.Set(0)
 			s.log.Error("config reload refused; the running config stays", "error", err)
-			return fmt.Errorf("%w: catalog: %w", ErrConfigInvalid, err)
+			return rep, fmt.Errorf("%w: catalog: %w", ErrConfigInvalid, err)
 		}
 	}
 	graphDiff := diffGraph(s.cfg, next)
@@ -206,7 +216,7 @@ func (s *Service) Reload(ctx context.Context, load func() (*Config, error)) erro
 			s.reloads.failed.Inc()
 			s.reloads.lastOK.Set(0)
 			s.log.Error("config reload failed; the running config stays", "error", err)
-			return fmt.Errorf("%w: %w", ErrReloadFailed, err)
+			return rep, fmt.Errorf("%w: %w", ErrReloadFailed, err)
 		}
 	}
 
@@ -255,12 +265,14 @@ func (s *Service) Reload(ctx context.Context, load func() (*Config, error)) erro
 	s.reloads.ok.Inc()
 	s.reloads.lastOK.Set(1)
 	s.reloads.lastSuccess.Set(float64(time.Now().UnixNano()) / 1e9)
+	slices.Sort(changed)
+	slices.Sort(restart)
 	if len(changed) == 0 {
 		s.log.Info("config reloaded: nothing changed")
 	} else {
 		s.log.Info("config reloaded", "changed", strings.Join(changed, ", "))
 	}
-	return nil
+	return control.ConfigReload{Changed: changed, NeedsRestart: restart}, nil
 }
 
 // restartOnlyChanges lists the keys that differ between the running and

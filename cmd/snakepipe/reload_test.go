@@ -510,7 +510,12 @@ func TestReloadAddsCatalogEvent(t *testing.T) {
 func TestRunReloadsOnHangupAndFileChange(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "snakepipe.yaml")
-	writeFile(t, path, strings.Replace(reloadConfig(dir, "v1", false, ""), "log: {level: error}", "log: {level: info}", 1))
+	// Log at info (the test reads the log), admin API on a free port.
+	config := func(gen, catalog string) string {
+		return strings.NewReplacer("log: {level: error}", "log: {level: info}", "admin:\n  listen: \"\"", "admin:\n  listen: 127.0.0.1:0").
+			Replace(reloadConfig(dir, gen, false, catalog))
+	}
+	writeFile(t, path, config("v1", ""))
 	var stderr lockedBuffer
 	sigs, hup := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	c := &cli{
@@ -546,7 +551,7 @@ func TestRunReloadsOnHangupAndFileChange(t *testing.T) {
 
 	// SIGHUP: the file was changed without a poll noticing (same size and
 	// content checks aside, the signal must reload on its own).
-	writeFile(t, path, strings.Replace(reloadConfig(dir, "v2", false, userEventCatalog), "log: {level: error}", "log: {level: info}", 1))
+	writeFile(t, path, config("v2", userEventCatalog))
 	hup <- syscall.SIGHUP
 	waitLog("config reloaded", 1)
 	job2 := &pb.Event{Name: "myapp.job.done", TimestampNs: 2, Measurements: []*pb.MeasurementEntry{intM("items", 3)}}
@@ -559,11 +564,20 @@ func TestRunReloadsOnHangupAndFileChange(t *testing.T) {
 	if err := os.Chtimes(path, now, now); err != nil {
 		t.Fatal(err)
 	}
-	v3 := strings.Replace(reloadConfig(dir, "v3", false, userEventCatalog), "log: {level: error}", "log: {level: info}", 1)
-	writeFile(t, path, strings.Replace(v3, "listen: 127.0.0.1:0", "listen: 127.0.0.1:1", 1))
+	writeFile(t, path, strings.Replace(config("v3", userEventCatalog), "listen: 127.0.0.1:0", "listen: 127.0.0.1:1", 1))
 	waitLog("config reloaded", 2)
 	w.batch(callStop(3, "", 1, "c"))
 	waitWorkerEvents(t, events, 4)
+
+	// The admin API reloads with run's own loader: the same file again.
+	admin := regexp.MustCompile(`admin=(127\.0\.0\.1:\d+)`).FindStringSubmatch(stderr.String())
+	if admin == nil {
+		t.Fatalf("no admin address in the log:\n%s", stderr.String())
+	}
+	if code, out, errOut := runCLI(t, nil, "ctl", "--admin", admin[1], "config", "reload"); code != 0 ||
+		out != "config reloaded: nothing changed\nneeds a restart (the running value stays): ingest.listen\n" {
+		t.Errorf("ctl config reload: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
 
 	// An invalid file is refused; the running config stays.
 	writeFile(t, path, "pipelines: {default: {sinks: []}}\n")
@@ -576,10 +590,10 @@ func TestRunReloadsOnHangupAndFileChange(t *testing.T) {
 		t.Fatalf("run exited with %d, want 0:\n%s", got, stderr.String())
 	}
 	out := stderr.String()
-	if n := strings.Count(out, "reloading config"); n != 3 {
-		t.Errorf("%d reloads, want 3 (SIGHUP, file change, invalid file; not the touch):\n%s", n, out)
+	if n := strings.Count(out, "reloading config"); n != 4 {
+		t.Errorf("%d reloads, want 4 (SIGHUP, file change, ctl, invalid file; not the touch):\n%s", n, out)
 	}
-	for _, want := range []string{`reason=SIGHUP`, `reason="config file changed"`, "ingest.listen changed but needs a restart"} {
+	for _, want := range []string{`reason=SIGHUP`, `reason="config file changed"`, `reason="admin API"`, "ingest.listen changed but needs a restart"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
@@ -896,5 +910,101 @@ func TestConfigWatchSeesSameSizeSameMtimeEdit(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("an edit keeping size and mtime was not seen")
+	}
+}
+
+// TestCtlConfigReload: `snakepipe ctl config reload` over the real admin
+// API reloads the config file like SIGHUP, says what changed and what
+// needs a restart, refuses an invalid config (INVALID_ARGUMENT) and one that
+// cannot be applied (FAILED_PRECONDITION) without changing anything, and a
+// process with no config loader says it cannot reload.
+func TestCtlConfigReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snakepipe.yaml")
+	withAdmin := func(yaml string) string {
+		return strings.Replace(yaml, "admin:\n  listen: \"\"", "admin:\n  listen: 127.0.0.1:0", 1)
+	}
+	writeFile(t, path, withAdmin(reloadConfig(dir, "v1", false, "")))
+	cfg, err := loadFile(path)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := NewService(context.Background(), cfg, ServiceOptions{ConfigLoader: loadFile(path)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = svc.Shutdown(context.Background()) }()
+	ctl := func(args ...string) (int, string, string) {
+		t.Helper()
+		return runCLI(t, nil, append([]string{"ctl", "--admin", svc.AdminAddr()}, args...)...)
+	}
+	w := dialWorker(t, svc.IngestAddr(), "worker-1")
+	w.batch(callStop(1, "", 1, "a"))
+
+	// A changed stage, and a listener that needs a restart.
+	v2 := strings.Replace(withAdmin(reloadConfig(dir, "v2", false, "")), "  listen: 127.0.0.1:0\nadmin", "  listen: 127.0.0.1:1\nadmin", 1)
+	writeFile(t, path, v2)
+	code, out, errOut := ctl("config", "reload")
+	if code != 0 || !strings.Contains(out, "config reloaded: changed stages.metadata/gen\n") ||
+		!strings.Contains(out, "needs a restart (the running value stays): ingest.listen\n") {
+		t.Fatalf("ctl config reload: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	w.batch(callStop(2, "", 1, "b"))
+	var resp struct {
+		Changed      []string `json:"changed"`
+		NeedsRestart []string `json:"needs_restart"`
+	}
+	code, out, _ = ctl("--json", "config", "reload")
+	if err := json.Unmarshal([]byte(out), &resp); code != 0 || err != nil || len(resp.Changed) != 0 || !slices.Equal(resp.NeedsRestart, []string{"ingest.listen"}) {
+		t.Errorf("ctl --json config reload of the same file: exit %d, %+v (%v)\n%s", code, resp, err, out)
+	}
+
+	// Invalid: refused with every problem named; nothing changes.
+	writeFile(t, path, strings.Replace(v2, "sinks: [file/all]", "sinks: [file/nope]", 1)+"policy: {default_sample_rate: 2}\n")
+	code, _, errOut = ctl("config", "reload")
+	if code != 1 || !strings.Contains(errOut, "InvalidArgument") || !strings.Contains(errOut, `unknown sink "file/nope"`) ||
+		!strings.Contains(errOut, "policy.default_sample_rate") {
+		t.Errorf("ctl config reload of an invalid file: exit %d, %s", code, errOut)
+	}
+	// Valid but not applicable (the new sink's directory is a file).
+	writeFile(t, path, strings.Replace(withAdmin(reloadConfig(dir, "v3", true, "")), filepath.Join(dir, "extra.jsonl"), filepath.Join(path, "extra.jsonl"), 1))
+	code, _, errOut = ctl("config", "reload")
+	if code != 1 || !strings.Contains(errOut, "FailedPrecondition") || !strings.Contains(errOut, "could not be applied") {
+		t.Errorf("ctl config reload of a config that cannot apply: exit %d, %s", code, errOut)
+	}
+	w.batch(callStop(3, "", 1, "c"))
+	w.finish()
+	for result, want := range map[string]float64{"ok": 2, "invalid": 1, "failed": 1} {
+		if v := reloadCount(t, svc, result); v != want {
+			t.Errorf("reloads{%s} = %v, want %v", result, v, want)
+		}
+	}
+	events := shutdownEvents(t, svc, dir)
+	var gens []string
+	for _, e := range events {
+		g, _ := e.Meta("gen")
+		gens = append(gens, fmt.Sprintf("%d/%s", e.TimestampNs, g))
+	}
+	slices.Sort(gens)
+	if want := []string{"1/v1", "2/v2", "3/v2"}; !slices.Equal(gens, want) {
+		t.Errorf("events went through %v, want %v", gens, want)
+	}
+
+	// A service with no loader (not started by `run`).
+	other := startServiceFile(t, func() string {
+		p := filepath.Join(t.TempDir(), "other.yaml")
+		writeFile(t, p, withAdmin(reloadConfig(filepath.Dir(p), "v1", false, "")))
+		return p
+	}())
+	defer func() { _ = other.Shutdown(context.Background()) }()
+	code, _, errOut = runCLI(t, nil, "ctl", "--admin", other.AdminAddr(), "config", "reload")
+	if code != 1 || !strings.Contains(errOut, "FailedPrecondition") || !strings.Contains(errOut, "not started by `snakepipe run`") {
+		t.Errorf("ctl config reload without a loader: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, nil, "ctl", "--admin", other.AdminAddr(), "config", "load"); code != 2 || !strings.Contains(errOut, "config reload") {
+		t.Errorf("ctl config load: exit %d, %s (want a usage error)", code, errOut)
 	}
 }

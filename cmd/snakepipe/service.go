@@ -67,6 +67,10 @@ type ServiceOptions struct {
 	// to deliver what it accepted (0: 30s). It is its own budget, not what
 	// is left of the reload's context after building the new graph.
 	DrainTimeout time.Duration
+	// ConfigLoader, when set, is how the admin API's ReloadConfig loads
+	// the config again: `run` sets it to its own loader (the one SIGHUP
+	// uses). Nil: the admin API cannot reload the config.
+	ConfigLoader func() (*Config, error)
 }
 
 // NewService builds every part from a loaded config. Nothing listens until
@@ -131,6 +135,13 @@ func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service
 	store.SetSender(srv)
 
 	if cfg.Admin.Listen != "" {
+		var reloader control.ConfigReloader
+		if load := opts.ConfigLoader; load != nil {
+			reloader = control.ConfigReloaderFunc(func(ctx context.Context) (control.ConfigReload, error) {
+				log.Info("reloading config", "reason", "admin API")
+				return s.ReloadReport(ctx, load)
+			})
+		}
 		a, err := control.NewAdmin(
 			pipeline.Settings{ID: pipeline.ComponentID{Type: "admin"}, Logger: log.Named("admin"), Metrics: m},
 			cfg.Admin,
@@ -140,6 +151,7 @@ func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service
 				Metrics: m,
 				Tap:     s.tap,
 				Plugins: pluginManager{host},
+				Config:  reloader,
 				Ready:   s.readiness,
 			})
 		if err != nil {

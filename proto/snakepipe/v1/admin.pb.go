@@ -964,6 +964,100 @@ func (x *ReloadPluginResponse) GetPlugin() *PluginInfo {
 	return nil
 }
 
+type ReloadConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadConfigRequest) Reset() {
+	*x = ReloadConfigRequest{}
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadConfigRequest) ProtoMessage() {}
+
+func (x *ReloadConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadConfigRequest.ProtoReflect.Descriptor instead.
+func (*ReloadConfigRequest) Descriptor() ([]byte, []int) {
+	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+type ReloadConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// changed lists what the reload changed: "catalog", "policy",
+	// "log.level", "runtime", and "stages.<id>", "sinks.<id>",
+	// "pipelines.<name>" for each one added, removed or changed, sorted.
+	// Empty when the config is the same as the running one.
+	Changed []string `protobuf:"bytes,1,rep,name=changed,proto3" json:"changed,omitempty"`
+	// needs_restart lists the settings that changed but keep their running
+	// value until a restart ("ingest.listen", "admin.token", ...), sorted.
+	NeedsRestart  []string `protobuf:"bytes,2,rep,name=needs_restart,json=needsRestart,proto3" json:"needs_restart,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadConfigResponse) Reset() {
+	*x = ReloadConfigResponse{}
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadConfigResponse) ProtoMessage() {}
+
+func (x *ReloadConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadConfigResponse.ProtoReflect.Descriptor instead.
+func (*ReloadConfigResponse) Descriptor() ([]byte, []int) {
+	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReloadConfigResponse) GetChanged() []string {
+	if x != nil {
+		return x.Changed
+	}
+	return nil
+}
+
+func (x *ReloadConfigResponse) GetNeedsRestart() []string {
+	if x != nil {
+		return x.NeedsRestart
+	}
+	return nil
+}
+
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -972,7 +1066,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_snakepipe_v1_admin_proto_msgTypes[14]
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1078,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snakepipe_v1_admin_proto_msgTypes[14]
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1091,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 type Metric struct {
@@ -1012,7 +1106,7 @@ type Metric struct {
 
 func (x *Metric) Reset() {
 	*x = Metric{}
-	mi := &file_snakepipe_v1_admin_proto_msgTypes[15]
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1118,7 @@ func (x *Metric) String() string {
 func (*Metric) ProtoMessage() {}
 
 func (x *Metric) ProtoReflect() protoreflect.Message {
-	mi := &file_snakepipe_v1_admin_proto_msgTypes[15]
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1131,7 @@ func (x *Metric) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metric.ProtoReflect.Descriptor instead.
 func (*Metric) Descriptor() ([]byte, []int) {
-	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Metric) GetName() string {
@@ -1077,7 +1171,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_snakepipe_v1_admin_proto_msgTypes[16]
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1183,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snakepipe_v1_admin_proto_msgTypes[16]
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1196,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StatsResponse) GetMetrics() []*Metric {
@@ -1129,7 +1223,7 @@ type TapRequest struct {
 
 func (x *TapRequest) Reset() {
 	*x = TapRequest{}
-	mi := &file_snakepipe_v1_admin_proto_msgTypes[17]
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1235,7 @@ func (x *TapRequest) String() string {
 func (*TapRequest) ProtoMessage() {}
 
 func (x *TapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snakepipe_v1_admin_proto_msgTypes[17]
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1248,7 @@ func (x *TapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapRequest.ProtoReflect.Descriptor instead.
 func (*TapRequest) Descriptor() ([]byte, []int) {
-	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TapRequest) GetAllow() []string {
@@ -1205,7 +1299,7 @@ type TapEvent struct {
 
 func (x *TapEvent) Reset() {
 	*x = TapEvent{}
-	mi := &file_snakepipe_v1_admin_proto_msgTypes[18]
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1311,7 @@ func (x *TapEvent) String() string {
 func (*TapEvent) ProtoMessage() {}
 
 func (x *TapEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_snakepipe_v1_admin_proto_msgTypes[18]
+	mi := &file_snakepipe_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1324,7 @@ func (x *TapEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapEvent.ProtoReflect.Descriptor instead.
 func (*TapEvent) Descriptor() ([]byte, []int) {
-	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_snakepipe_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TapEvent) GetJson() string {
@@ -1330,7 +1424,11 @@ const file_snakepipe_v1_admin_proto_rawDesc = "" +
 	"\x13ReloadPluginRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"H\n" +
 	"\x14ReloadPluginResponse\x120\n" +
-	"\x06plugin\x18\x01 \x01(\v2\x18.snakepipe.v1.PluginInfoR\x06plugin\"\x0e\n" +
+	"\x06plugin\x18\x01 \x01(\v2\x18.snakepipe.v1.PluginInfoR\x06plugin\"\x15\n" +
+	"\x13ReloadConfigRequest\"U\n" +
+	"\x14ReloadConfigResponse\x12\x18\n" +
+	"\achanged\x18\x01 \x03(\tR\achanged\x12#\n" +
+	"\rneeds_restart\x18\x02 \x03(\tR\fneedsRestart\"\x0e\n" +
 	"\fStatsRequest\"\xbb\x01\n" +
 	"\x06Metric\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x128\n" +
@@ -1351,14 +1449,15 @@ const file_snakepipe_v1_admin_proto_rawDesc = "" +
 	"\x05limit\x18\x05 \x01(\x04R\x05limit\"8\n" +
 	"\bTapEvent\x12\x12\n" +
 	"\x04json\x18\x01 \x01(\tR\x04json\x12\x18\n" +
-	"\askipped\x18\x02 \x01(\x04R\askipped2\xe8\x04\n" +
+	"\askipped\x18\x02 \x01(\x04R\askipped2\xbf\x05\n" +
 	"\x05Admin\x12R\n" +
 	"\vListWorkers\x12 .snakepipe.v1.ListWorkersRequest\x1a!.snakepipe.v1.ListWorkersResponse\x12I\n" +
 	"\tGetPolicy\x12\x1e.snakepipe.v1.GetPolicyRequest\x1a\x1c.snakepipe.v1.PolicyResponse\x12I\n" +
 	"\tSetPolicy\x12\x1e.snakepipe.v1.SetPolicyRequest\x1a\x1c.snakepipe.v1.PolicyResponse\x12M\n" +
 	"\vResetPolicy\x12 .snakepipe.v1.ResetPolicyRequest\x1a\x1c.snakepipe.v1.PolicyResponse\x12R\n" +
 	"\vListPlugins\x12 .snakepipe.v1.ListPluginsRequest\x1a!.snakepipe.v1.ListPluginsResponse\x12U\n" +
-	"\fReloadPlugin\x12!.snakepipe.v1.ReloadPluginRequest\x1a\".snakepipe.v1.ReloadPluginResponse\x12@\n" +
+	"\fReloadPlugin\x12!.snakepipe.v1.ReloadPluginRequest\x1a\".snakepipe.v1.ReloadPluginResponse\x12U\n" +
+	"\fReloadConfig\x12!.snakepipe.v1.ReloadConfigRequest\x1a\".snakepipe.v1.ReloadConfigResponse\x12@\n" +
 	"\x05Stats\x12\x1a.snakepipe.v1.StatsRequest\x1a\x1b.snakepipe.v1.StatsResponse\x129\n" +
 	"\x03Tap\x12\x18.snakepipe.v1.TapRequest\x1a\x16.snakepipe.v1.TapEvent0\x01B?Z=github.com/snakepipe/snakepipe/proto/snakepipe/v1;snakepipev1b\x06proto3"
 
@@ -1374,7 +1473,7 @@ func file_snakepipe_v1_admin_proto_rawDescGZIP() []byte {
 	return file_snakepipe_v1_admin_proto_rawDescData
 }
 
-var file_snakepipe_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_snakepipe_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_snakepipe_v1_admin_proto_goTypes = []any{
 	(*Selector)(nil),             // 0: snakepipe.v1.Selector
 	(*PolicyPatch)(nil),          // 1: snakepipe.v1.PolicyPatch
@@ -1390,21 +1489,23 @@ var file_snakepipe_v1_admin_proto_goTypes = []any{
 	(*ListPluginsResponse)(nil),  // 11: snakepipe.v1.ListPluginsResponse
 	(*ReloadPluginRequest)(nil),  // 12: snakepipe.v1.ReloadPluginRequest
 	(*ReloadPluginResponse)(nil), // 13: snakepipe.v1.ReloadPluginResponse
-	(*StatsRequest)(nil),         // 14: snakepipe.v1.StatsRequest
-	(*Metric)(nil),               // 15: snakepipe.v1.Metric
-	(*StatsResponse)(nil),        // 16: snakepipe.v1.StatsResponse
-	(*TapRequest)(nil),           // 17: snakepipe.v1.TapRequest
-	(*TapEvent)(nil),             // 18: snakepipe.v1.TapEvent
-	nil,                          // 19: snakepipe.v1.WorkerInfo.RejectedEntry
-	nil,                          // 20: snakepipe.v1.WorkerInfo.DroppedEntry
-	nil,                          // 21: snakepipe.v1.Metric.LabelsEntry
-	(*SamplingRule)(nil),         // 22: snakepipe.v1.SamplingRule
-	(*Policy)(nil),               // 23: snakepipe.v1.Policy
+	(*ReloadConfigRequest)(nil),  // 14: snakepipe.v1.ReloadConfigRequest
+	(*ReloadConfigResponse)(nil), // 15: snakepipe.v1.ReloadConfigResponse
+	(*StatsRequest)(nil),         // 16: snakepipe.v1.StatsRequest
+	(*Metric)(nil),               // 17: snakepipe.v1.Metric
+	(*StatsResponse)(nil),        // 18: snakepipe.v1.StatsResponse
+	(*TapRequest)(nil),           // 19: snakepipe.v1.TapRequest
+	(*TapEvent)(nil),             // 20: snakepipe.v1.TapEvent
+	nil,                          // 21: snakepipe.v1.WorkerInfo.RejectedEntry
+	nil,                          // 22: snakepipe.v1.WorkerInfo.DroppedEntry
+	nil,                          // 23: snakepipe.v1.Metric.LabelsEntry
+	(*SamplingRule)(nil),         // 24: snakepipe.v1.SamplingRule
+	(*Policy)(nil),               // 25: snakepipe.v1.Policy
 }
 var file_snakepipe_v1_admin_proto_depIdxs = []int32{
-	22, // 0: snakepipe.v1.PolicyPatch.sampling_rules:type_name -> snakepipe.v1.SamplingRule
-	19, // 1: snakepipe.v1.WorkerInfo.rejected:type_name -> snakepipe.v1.WorkerInfo.RejectedEntry
-	20, // 2: snakepipe.v1.WorkerInfo.dropped:type_name -> snakepipe.v1.WorkerInfo.DroppedEntry
+	24, // 0: snakepipe.v1.PolicyPatch.sampling_rules:type_name -> snakepipe.v1.SamplingRule
+	21, // 1: snakepipe.v1.WorkerInfo.rejected:type_name -> snakepipe.v1.WorkerInfo.RejectedEntry
+	22, // 2: snakepipe.v1.WorkerInfo.dropped:type_name -> snakepipe.v1.WorkerInfo.DroppedEntry
 	3,  // 3: snakepipe.v1.ListWorkersResponse.workers:type_name -> snakepipe.v1.WorkerInfo
 	0,  // 4: snakepipe.v1.GetPolicyRequest.selector:type_name -> snakepipe.v1.Selector
 	0,  // 5: snakepipe.v1.SetPolicyRequest.selector:type_name -> snakepipe.v1.Selector
@@ -1412,11 +1513,11 @@ var file_snakepipe_v1_admin_proto_depIdxs = []int32{
 	0,  // 7: snakepipe.v1.ResetPolicyRequest.selector:type_name -> snakepipe.v1.Selector
 	0,  // 8: snakepipe.v1.PolicyResponse.selector:type_name -> snakepipe.v1.Selector
 	1,  // 9: snakepipe.v1.PolicyResponse.patch:type_name -> snakepipe.v1.PolicyPatch
-	23, // 10: snakepipe.v1.PolicyResponse.effective:type_name -> snakepipe.v1.Policy
+	25, // 10: snakepipe.v1.PolicyResponse.effective:type_name -> snakepipe.v1.Policy
 	10, // 11: snakepipe.v1.ListPluginsResponse.plugins:type_name -> snakepipe.v1.PluginInfo
 	10, // 12: snakepipe.v1.ReloadPluginResponse.plugin:type_name -> snakepipe.v1.PluginInfo
-	21, // 13: snakepipe.v1.Metric.labels:type_name -> snakepipe.v1.Metric.LabelsEntry
-	15, // 14: snakepipe.v1.StatsResponse.metrics:type_name -> snakepipe.v1.Metric
+	23, // 13: snakepipe.v1.Metric.labels:type_name -> snakepipe.v1.Metric.LabelsEntry
+	17, // 14: snakepipe.v1.StatsResponse.metrics:type_name -> snakepipe.v1.Metric
 	0,  // 15: snakepipe.v1.TapRequest.selector:type_name -> snakepipe.v1.Selector
 	2,  // 16: snakepipe.v1.Admin.ListWorkers:input_type -> snakepipe.v1.ListWorkersRequest
 	5,  // 17: snakepipe.v1.Admin.GetPolicy:input_type -> snakepipe.v1.GetPolicyRequest
@@ -1424,18 +1525,20 @@ var file_snakepipe_v1_admin_proto_depIdxs = []int32{
 	7,  // 19: snakepipe.v1.Admin.ResetPolicy:input_type -> snakepipe.v1.ResetPolicyRequest
 	9,  // 20: snakepipe.v1.Admin.ListPlugins:input_type -> snakepipe.v1.ListPluginsRequest
 	12, // 21: snakepipe.v1.Admin.ReloadPlugin:input_type -> snakepipe.v1.ReloadPluginRequest
-	14, // 22: snakepipe.v1.Admin.Stats:input_type -> snakepipe.v1.StatsRequest
-	17, // 23: snakepipe.v1.Admin.Tap:input_type -> snakepipe.v1.TapRequest
-	4,  // 24: snakepipe.v1.Admin.ListWorkers:output_type -> snakepipe.v1.ListWorkersResponse
-	8,  // 25: snakepipe.v1.Admin.GetPolicy:output_type -> snakepipe.v1.PolicyResponse
-	8,  // 26: snakepipe.v1.Admin.SetPolicy:output_type -> snakepipe.v1.PolicyResponse
-	8,  // 27: snakepipe.v1.Admin.ResetPolicy:output_type -> snakepipe.v1.PolicyResponse
-	11, // 28: snakepipe.v1.Admin.ListPlugins:output_type -> snakepipe.v1.ListPluginsResponse
-	13, // 29: snakepipe.v1.Admin.ReloadPlugin:output_type -> snakepipe.v1.ReloadPluginResponse
-	16, // 30: snakepipe.v1.Admin.Stats:output_type -> snakepipe.v1.StatsResponse
-	18, // 31: snakepipe.v1.Admin.Tap:output_type -> snakepipe.v1.TapEvent
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
+	14, // 22: snakepipe.v1.Admin.ReloadConfig:input_type -> snakepipe.v1.ReloadConfigRequest
+	16, // 23: snakepipe.v1.Admin.Stats:input_type -> snakepipe.v1.StatsRequest
+	19, // 24: snakepipe.v1.Admin.Tap:input_type -> snakepipe.v1.TapRequest
+	4,  // 25: snakepipe.v1.Admin.ListWorkers:output_type -> snakepipe.v1.ListWorkersResponse
+	8,  // 26: snakepipe.v1.Admin.GetPolicy:output_type -> snakepipe.v1.PolicyResponse
+	8,  // 27: snakepipe.v1.Admin.SetPolicy:output_type -> snakepipe.v1.PolicyResponse
+	8,  // 28: snakepipe.v1.Admin.ResetPolicy:output_type -> snakepipe.v1.PolicyResponse
+	11, // 29: snakepipe.v1.Admin.ListPlugins:output_type -> snakepipe.v1.ListPluginsResponse
+	13, // 30: snakepipe.v1.Admin.ReloadPlugin:output_type -> snakepipe.v1.ReloadPluginResponse
+	15, // 31: snakepipe.v1.Admin.ReloadConfig:output_type -> snakepipe.v1.ReloadConfigResponse
+	18, // 32: snakepipe.v1.Admin.Stats:output_type -> snakepipe.v1.StatsResponse
+	20, // 33: snakepipe.v1.Admin.Tap:output_type -> snakepipe.v1.TapEvent
+	25, // [25:34] is the sub-list for method output_type
+	16, // [16:25] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -1459,7 +1562,7 @@ func file_snakepipe_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snakepipe_v1_admin_proto_rawDesc), len(file_snakepipe_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	Admin_ResetPolicy_FullMethodName  = "/snakepipe.v1.Admin/ResetPolicy"
 	Admin_ListPlugins_FullMethodName  = "/snakepipe.v1.Admin/ListPlugins"
 	Admin_ReloadPlugin_FullMethodName = "/snakepipe.v1.Admin/ReloadPlugin"
+	Admin_ReloadConfig_FullMethodName = "/snakepipe.v1.Admin/ReloadConfig"
 	Admin_Stats_FullMethodName        = "/snakepipe.v1.Admin/Stats"
 	Admin_Tap_FullMethodName          = "/snakepipe.v1.Admin/Tap"
 )
@@ -54,6 +55,14 @@ type AdminClient interface {
 	// ReloadPlugin compiles, checks and swaps in a plugin's file. A version
 	// that fails to load leaves the old one running; the error says why.
 	ReloadPlugin(ctx context.Context, in *ReloadPluginRequest, opts ...grpc.CallOption) (*ReloadPluginResponse, error)
+	// ReloadConfig loads the config again, exactly as SIGHUP does, and
+	// applies what changed (docs/operations.md "Config reload"). Only a
+	// process started by `snakepipe run` can reload; others answer
+	// FAILED_PRECONDITION. A config that does not validate is refused with
+	// INVALID_ARGUMENT (the message lists every problem), one that validates
+	// but cannot be applied with FAILED_PRECONDITION; either way nothing
+	// changes.
+	ReloadConfig(ctx context.Context, in *ReloadConfigRequest, opts ...grpc.CallOption) (*ReloadConfigResponse, error)
 	// Stats returns the pipeline's own metrics.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 	// Tap streams live events matching a filter, at most max_events_per_second
@@ -129,6 +138,16 @@ func (c *adminClient) ReloadPlugin(ctx context.Context, in *ReloadPluginRequest,
 	return out, nil
 }
 
+func (c *adminClient) ReloadConfig(ctx context.Context, in *ReloadConfigRequest, opts ...grpc.CallOption) (*ReloadConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReloadConfigResponse)
+	err := c.cc.Invoke(ctx, Admin_ReloadConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StatsResponse)
@@ -179,6 +198,14 @@ type AdminServer interface {
 	// ReloadPlugin compiles, checks and swaps in a plugin's file. A version
 	// that fails to load leaves the old one running; the error says why.
 	ReloadPlugin(context.Context, *ReloadPluginRequest) (*ReloadPluginResponse, error)
+	// ReloadConfig loads the config again, exactly as SIGHUP does, and
+	// applies what changed (docs/operations.md "Config reload"). Only a
+	// process started by `snakepipe run` can reload; others answer
+	// FAILED_PRECONDITION. A config that does not validate is refused with
+	// INVALID_ARGUMENT (the message lists every problem), one that validates
+	// but cannot be applied with FAILED_PRECONDITION; either way nothing
+	// changes.
+	ReloadConfig(context.Context, *ReloadConfigRequest) (*ReloadConfigResponse, error)
 	// Stats returns the pipeline's own metrics.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 	// Tap streams live events matching a filter, at most max_events_per_second
@@ -211,6 +238,9 @@ func (UnimplementedAdminServer) ListPlugins(context.Context, *ListPluginsRequest
 }
 func (UnimplementedAdminServer) ReloadPlugin(context.Context, *ReloadPluginRequest) (*ReloadPluginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReloadPlugin not implemented")
+}
+func (UnimplementedAdminServer) ReloadConfig(context.Context, *ReloadConfigRequest) (*ReloadConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReloadConfig not implemented")
 }
 func (UnimplementedAdminServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
@@ -347,6 +377,24 @@ func _Admin_ReloadPlugin_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ReloadConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReloadConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ReloadConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ReloadConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ReloadConfig(ctx, req.(*ReloadConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Admin_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StatsRequest)
 	if err := dec(in); err != nil {
@@ -406,6 +454,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReloadPlugin",
 			Handler:    _Admin_ReloadPlugin_Handler,
+		},
+		{
+			MethodName: "ReloadConfig",
+			Handler:    _Admin_ReloadConfig_Handler,
 		},
 		{
 			MethodName: "Stats",

@@ -37,6 +37,7 @@ Commands:
   policy reset [SELECTOR|--all] drop runtime changes, back to the config file's policy
   plugins                       list Wasm plugins and their versions
   plugin reload NAME            compile, check and swap in a plugin's file
+  config reload                 load the config again and apply what changed (as SIGHUP)
   stats                         the pipeline's own metrics
   tap [FLAGS]                   stream live events (see 'snakepipe ctl tap -h')
 
@@ -162,6 +163,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		p := resp.GetPlugin()
 		fmt.Fprintf(g.out, "reloaded %s: version %d (sha256 %s)\n", p.GetName(), p.GetVersion(), short(p.GetSha256()))
 		return nil
+	case "config":
+		if len(cargs) != 1 || cargs[0] != "reload" {
+			return fmt.Errorf("%w: config reload", ErrUsage)
+		}
+		c, cancel := call()
+		defer cancel()
+		return configReload(c, g, client)
 	case "stats":
 		c, cancel := call()
 		defer cancel()
@@ -170,6 +178,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tap(ctx, g, client, cargs)
 	}
 	return fmt.Errorf("%w: unknown command %q (see snakepipe ctl -h)", ErrUsage, cmd)
+}
+
+func configReload(ctx context.Context, g *globals, c pb.AdminClient) error {
+	resp, err := c.ReloadConfig(ctx, &pb.ReloadConfigRequest{})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(g.out, resp)
+	}
+	if len(resp.Changed) == 0 {
+		fmt.Fprintln(g.out, "config reloaded: nothing changed")
+	} else {
+		fmt.Fprintf(g.out, "config reloaded: changed %s\n", strings.Join(resp.Changed, ", "))
+	}
+	if len(resp.NeedsRestart) > 0 {
+		fmt.Fprintf(g.out, "needs a restart (the running value stays): %s\n", strings.Join(resp.NeedsRestart, ", "))
+	}
+	return nil
 }
 
 func printJSON(w io.Writer, m proto.Message) error {
