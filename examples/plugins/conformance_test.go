@@ -34,10 +34,9 @@ func intField(key string, v int64) []byte {
 // TestMalformedBatches: every SDK answers a malformed batch with -2 (never a
 // trap) and the instance keeps working after. The record frame (lengths,
 // name, correlation id, field count) is always checked. Fields are checked
-// lazily by the C, AssemblyScript, Rust and Zig SDKs: a malformed field
-// that a lookup walks over or returns fails the batch, one that no lookup
-// reaches may not (then the result must still be well formed); the Go SDK
-// checks every field up front, which both rules allow.
+// lazily by every SDK: a malformed field that a lookup walks over or
+// returns fails the batch, one that no lookup reaches may not (then the
+// result must still be well formed).
 func TestMalformedBatches(t *testing.T) {
 	good := rawRecord("python.call.stop", intField("duration", 5))
 	setU32 := func(b []byte, off int, v uint32) []byte {

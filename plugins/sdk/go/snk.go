@@ -1,8 +1,9 @@
 // Package snk is the Go guest SDK for snakepipe Wasm plugins (ABI
 // snakepipe_v1, see docs/plugin-abi.md). It hides the wire format: a plugin
 // registers a per-event callback and reads typed fields; the SDK owns the
-// input buffer, walks and validates the record batch, and writes the verdict
-// or patch frame.
+// input buffer, walks the record batch (checking each record's frame, and
+// each field when a lookup reaches it), and writes the verdict or patch
+// frame.
 //
 // A filter plugin imports package filter and an enricher package enrich; each
 // of those exports the kind's entry point, while this package exports
@@ -86,11 +87,33 @@ type Event struct {
 	Name          []byte
 	CorrelationID []byte
 	nfields       int
-	fields        []byte // the validated field area
+	fields        []byte // the field area: nfields fields, checked as they are walked
+	bad           bool   // a walk met a malformed field
 }
 
 // NameIs reports whether the event's name equals name.
-func (e *Event) NameIs(name string) bool { return string(e.Name) == name }
+func (e *Event) NameIs(name string) bool { return equal(e.Name, name) }
+
+// equal reports whether b holds s. (Go's wasm port compares strings a
+// byte at a time; this compares 8 bytes at a time.)
+func equal(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for len(s) >= 8 {
+		if binary.LittleEndian.Uint64(b) != uint64(s[0])|uint64(s[1])<<8|uint64(s[2])<<16|uint64(s[3])<<24|
+			uint64(s[4])<<32|uint64(s[5])<<40|uint64(s[6])<<48|uint64(s[7])<<56 {
+			return false
+		}
+		b, s = b[8:], s[8:]
+	}
+	for i := range len(s) {
+		if b[i] != s[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // NumFields is the number of fields (all kinds).
 func (e *Event) NumFields() int { return e.nfields }
@@ -100,27 +123,53 @@ func (e *Event) NumFields() int { return e.nfields }
 func (e *Event) Fields(fn func(Field) bool) {
 	b := e.fields
 	for i := 0; i < e.nfields; i++ {
-		f, rest := nextField(b)
-		b = rest
-		if !fn(f) {
+		kind, kl, vl, ok := fieldHeader(b)
+		if !ok {
+			e.bad = true
 			return
 		}
+		if !fn(Field{Kind: kind, Key: b[8 : 8+kl], Value: b[8+kl : 8+kl+vl]}) {
+			return
+		}
+		b = b[8+kl+vl:]
 	}
 }
 
 // find returns the first field whose kind is in [lo, hi] and whose key is
-// key. It walks offsets by hand: in Go's wasm code every call is costly.
+// key. It walks offsets by hand: in Go's wasm code every call and every
+// bounds check is costly.
 func (e *Event) find(lo, hi uint8, key string) (Field, bool) {
 	b := e.fields
-	p := 0
 	for i := 0; i < e.nfields; i++ {
-		kind := b[p]
-		kl := int(b[p+2]) | int(b[p+3])<<8
-		vl := int(b[p+4]) | int(b[p+5])<<8 | int(b[p+6])<<16 | int(b[p+7])<<24
-		if kind >= lo && kind <= hi && kl == len(key) && string(b[p+8:p+8+kl]) == key {
-			return Field{Kind: kind, Key: b[p+8 : p+8+kl], Value: b[p+8+kl : p+8+kl+vl]}, true
+		// fieldHeader, by hand: it is too large to be inlined.
+		if len(b) < 8 {
+			e.bad = true
+			return Field{}, false
 		}
-		p += 8 + kl + vl
+		h := (*[8]byte)(b)
+		kind := h[0]
+		kl := uint(h[2]) | uint(h[3])<<8
+		vl := uint(h[4]) | uint(h[5])<<8 | uint(h[6])<<16 | uint(h[7])<<24
+		if kind < KindInt || kind > KindHostContext || (kind <= KindFloat && vl != 8) || kl+vl > uint(len(b)-8) {
+			e.bad = true
+			return Field{}, false
+		}
+		if kind >= lo && kind <= hi && kl == uint(len(key)) {
+			// equal(b[8:8+kl], key), by hand, for the same reason.
+			k, s := b[8:8+kl], key
+			for len(s) >= 8 && binary.LittleEndian.Uint64(k) == uint64(s[0])|uint64(s[1])<<8|uint64(s[2])<<16|uint64(s[3])<<24|
+				uint64(s[4])<<32|uint64(s[5])<<40|uint64(s[6])<<48|uint64(s[7])<<56 {
+				k, s = k[8:], s[8:]
+			}
+			same := len(s) < 8
+			for i := 0; same && i < len(s); i++ {
+				same = k[i] == s[i]
+			}
+			if same {
+				return Field{Kind: kind, Key: b[8 : 8+kl], Value: b[8+kl : 8+kl+vl]}, true
+			}
+		}
+		b = b[8+kl+vl:]
 	}
 	return Field{}, false
 }
@@ -155,12 +204,19 @@ func (e *Event) HostContext(key string) ([]byte, bool) {
 	return f.Value, ok
 }
 
-// nextField decodes one field from an area already checked by parseRecord.
-func nextField(b []byte) (Field, []byte) {
-	kl := int(binary.LittleEndian.Uint16(b[2:]))
-	vl := int(binary.LittleEndian.Uint32(b[4:]))
-	end := 8 + kl + vl
-	return Field{Kind: b[0], Key: b[8 : 8+kl], Value: b[8+kl : end]}, b[end:]
+// fieldHeader reads the header of the field at the start of b and checks
+// the field: a known kind, 8-byte numbers, key and value inside b. Fields
+// are checked only when a walk reaches them (parseRecord checks the
+// record's frame), as in the other SDKs: a walk that meets a malformed one
+// marks the event bad, and the batch then fails with ErrBadInput.
+func fieldHeader(b []byte) (kind uint8, kl, vl uint, ok bool) {
+	if len(b) < 8 {
+		return 0, 0, 0, false
+	}
+	h := (*[8]byte)(b)
+	kind, kl = h[0], uint(h[2])|uint(h[3])<<8
+	vl = uint(h[4]) | uint(h[5])<<8 | uint(h[6])<<16 | uint(h[7])<<24
+	return kind, kl, vl, kind-KindInt <= KindHostContext-KindInt && (kind > KindFloat || vl == 8) && kl+vl <= uint(len(b)-8)
 }
 
 // parseRecord reads the record at the start of b into e and returns the rest
@@ -190,24 +246,7 @@ func parseRecord(b []byte, e *Event) ([]byte, error) {
 		return nil, errMalformed
 	}
 	e.nfields = int(binary.LittleEndian.Uint16(rec[p:]))
-	p += 2
-	start := p
-	for i := 0; i < e.nfields; i++ {
-		if len(rec)-p < 8 {
-			return nil, errMalformed
-		}
-		kind := rec[p]
-		kl := uint64(binary.LittleEndian.Uint16(rec[p+2:]))
-		vl := uint64(binary.LittleEndian.Uint32(rec[p+4:]))
-		if kind < KindInt || kind > KindHostContext || ((kind == KindInt || kind == KindFloat) && vl != 8) {
-			return nil, errMalformed
-		}
-		if 8+kl+vl > uint64(len(rec)-p) {
-			return nil, errMalformed
-		}
-		p += 8 + int(kl) + int(vl)
-	}
-	e.fields = rec[start:p] // trailing bytes inside a record are skipped
+	e.fields = rec[p+2:]
 	return rest, nil
 }
 
@@ -236,7 +275,7 @@ func ForEach(batch []byte, n int, fn func(i int, e *Event)) error {
 		}
 		fn(i, &e)
 	}
-	if len(b) != 0 {
+	if len(b) != 0 || e.bad {
 		return errMalformed
 	}
 	return nil
@@ -258,7 +297,7 @@ func FilterBatch(batch []byte, n int, out []byte, keep func(*Event) bool) ([]byt
 		}
 		out = append(out, v)
 	}
-	if len(b) != 0 {
+	if len(b) != 0 || e.bad {
 		return out, errMalformed
 	}
 	return out, nil

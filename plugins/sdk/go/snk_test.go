@@ -85,25 +85,57 @@ func TestForEachReadsFields(t *testing.T) {
 	}
 }
 
-func TestForEachRejectsMalformed(t *testing.T) {
+// TestRejectsMalformed: a bad record frame fails the batch whatever the
+// callback does; a bad field fails it when a lookup or Fields reaches it
+// (on the way to a later field or as the field itself), in ForEach and in
+// FilterBatch. A bad field no walk reaches is not checked (lazy, as in the
+// other SDKs).
+func TestRejectsMalformed(t *testing.T) {
 	good := record(1, "a", "", field(KindInt, "d", i64(1)))
-	cases := map[string]struct {
-		n int
-		b []byte
-	}{
-		"too few records":  {2, good},
-		"trailing":         {1, append(bytes.Clone(good), 9)},
-		"truncated":        {1, good[:len(good)-1]},
-		"bad kind":         {1, record(1, "a", "", field(6, "d", nil))},
-		"int of 7 bytes":   {1, record(1, "a", "", field(KindInt, "d", make([]byte, 7)))},
-		"empty with n = 1": {1, nil},
+	walks := map[string]func(*Event){
+		"nothing":  func(*Event) {},
+		"Number":   func(e *Event) { e.Number("d") },
+		"Metadata": func(e *Event) { e.Metadata("zzz") },
+		"Fields":   func(e *Event) { e.Fields(func(Field) bool { return true }) },
 	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			if err := ForEach(c.b, c.n, func(int, *Event) {}); err == nil {
-				t.Error("accepted")
-			}
-		})
+	cases := []struct {
+		name     string
+		n        int
+		b        []byte
+		lazyOnly bool   // a field: only a walk finds it
+		missedBy string // a walk that stops before the bad field
+	}{
+		{"too few records", 2, good, false, ""},
+		{"trailing", 1, append(bytes.Clone(good), 9), false, ""},
+		{"truncated", 1, good[:len(good)-1], false, ""},
+		{"empty with n = 1", 1, nil, false, ""},
+		{"name past the record", 1, record(1, "a", "", nil)[:16], false, ""},
+		{"bad kind", 1, record(1, "a", "", field(6, "d", nil)), true, ""},
+		{"kind 0", 1, record(1, "a", "", field(0, "d", nil)), true, ""},
+		{"int of 7 bytes", 1, record(1, "a", "", field(KindInt, "d", make([]byte, 7))), true, ""},
+		{"float of 9 bytes", 1, record(1, "a", "", field(KindFloat, "d", make([]byte, 9))), true, ""},
+		{"value past the record", 1, func() []byte {
+			b := record(1, "a", "", field(KindMetadata, "m", []byte("v")), field(KindInt, "d", i64(1)))
+			binary.LittleEndian.PutUint32(b[4+8+2+1+2+2+4:], 1000) // the first field's val_len
+			return b
+		}(), true, ""},
+		{"more fields than the record holds", 1, func() []byte {
+			b := record(1, "a", "", field(KindInt, "d", i64(1)))
+			binary.LittleEndian.PutUint16(b[4+8+2+1+2:], 2)
+			return b
+		}(), true, "Number"}, // it finds d first
+	}
+	for _, c := range cases {
+		for wname, walk := range walks {
+			t.Run(c.name+"/"+wname, func(t *testing.T) {
+				want := !c.lazyOnly || wname != "nothing" && wname != c.missedBy
+				err := ForEach(c.b, c.n, func(_ int, e *Event) { walk(e) })
+				_, ferr := FilterBatch(c.b, c.n, nil, func(e *Event) bool { walk(e); return true })
+				if (err != nil) != want || (ferr != nil) != want {
+					t.Errorf("ForEach: %v, FilterBatch: %v; want an error: %v", err, ferr, want)
+				}
+			})
+		}
 	}
 }
 
@@ -199,6 +231,7 @@ func TestConfig(t *testing.T) {
 func FuzzForEach(f *testing.F) {
 	f.Add(record(1, "a", "c", field(KindInt, "d", i64(1)), field(KindMetadata, "m", []byte("v"))), 1)
 	f.Add([]byte{}, 0)
+	f.Add(record(1, "python.call.stop", "", field(KindInt, "cpu_ns", i64(1)), field(KindInt, "duration", i64(2)), field(KindHostContext, "pid", []byte("7"))), 1)
 	f.Fuzz(func(t *testing.T, b []byte, n int) {
 		if n < 0 || n > 64 {
 			return
@@ -209,6 +242,11 @@ func FuzzForEach(f *testing.F) {
 			e.Metadata("m")
 		})
 		_, _ = EnrichBatch(b, n, nil, func(e *Event, p *Patch) { p.SetMetadata("k", string(e.Name)) })
+		_, _ = FilterBatch(b, n, nil, func(e *Event) bool {
+			_, _, _, ok := e.Number("duration")
+			_, ok2 := e.HostContext("pid")
+			return ok || ok2
+		})
 	})
 }
 
