@@ -150,7 +150,7 @@ func (e *Event) find(lo, hi uint8, key string) (Field, bool) {
 		kind := h[0]
 		kl := uint(h[2]) | uint(h[3])<<8
 		vl := uint(h[4]) | uint(h[5])<<8 | uint(h[6])<<16 | uint(h[7])<<24
-		if kind < KindInt || kind > KindHostContext || (kind <= KindFloat && vl != 8) || kl+vl > uint(len(b)-8) {
+		if kind < KindInt || kind > KindHostContext || (kind <= KindFloat && vl != 8) || uint64(kl)+uint64(vl) > uint64(len(b)-8) {
 			e.bad = true
 			return Field{}, false
 		}
@@ -208,7 +208,9 @@ func (e *Event) HostContext(key string) ([]byte, bool) {
 // the field: a known kind, 8-byte numbers, key and value inside b. Fields
 // are checked only when a walk reaches them (parseRecord checks the
 // record's frame), as in the other SDKs: a walk that meets a malformed one
-// marks the event bad, and the batch then fails with ErrBadInput.
+// marks the event bad, and the batch then fails with ErrBadInput. The sum
+// kl+vl is taken in uint64: in a 32-bit uint (a native 386 or arm build) it
+// can wrap and pass the check.
 func fieldHeader(b []byte) (kind uint8, kl, vl uint, ok bool) {
 	if len(b) < 8 {
 		return 0, 0, 0, false
@@ -216,7 +218,7 @@ func fieldHeader(b []byte) (kind uint8, kl, vl uint, ok bool) {
 	h := (*[8]byte)(b)
 	kind, kl = h[0], uint(h[2])|uint(h[3])<<8
 	vl = uint(h[4]) | uint(h[5])<<8 | uint(h[6])<<16 | uint(h[7])<<24
-	return kind, kl, vl, kind-KindInt <= KindHostContext-KindInt && (kind > KindFloat || vl == 8) && kl+vl <= uint(len(b)-8)
+	return kind, kl, vl, kind-KindInt <= KindHostContext-KindInt && (kind > KindFloat || vl == 8) && uint64(kl)+uint64(vl) <= uint64(len(b)-8)
 }
 
 // parseRecord reads the record at the start of b into e and returns the rest
