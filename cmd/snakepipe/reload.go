@@ -172,7 +172,7 @@ func (s *Service) ReloadReport(ctx context.Context, load func() (*Config, error)
 	var rep control.ConfigReload
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopped || len(s.started) == 0 {
+	if s.stopped || len(s.started) == 0 || !s.ready.Load() {
 		return rep, ErrNotRunning
 	}
 	next, err := load()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,12 +221,23 @@ func (s *Service) Metrics() *pipeline.Metrics { return s.metrics }
 // the streams into the pipeline, end them), then the graph (every queued
 // batch to the sinks, then stages, then sinks flush), within ctx.
 func (s *Service) Shutdown(ctx context.Context) error {
+	// The admin API stops before s.mu is taken: its shutdown waits for its
+	// handlers, and a ReloadConfig handler may be waiting for s.mu, so
+	// stopping it with s.mu held would block both until ctx ends (and then
+	// drain ingest and the graph with an expired ctx). A handler that gets
+	// s.mu after this point sees ready false and reloads nothing.
+	s.ready.Store(false)
+	var adminErr error
+	if s.admin != nil {
+		adminErr = s.admin.Shutdown(ctx)
+	}
 	s.mu.Lock() // waits for a reload in progress
 	defer s.mu.Unlock()
 	s.stopped = true
-	s.ready.Store(false)
 	s.log.Info("shutting down")
-	err := s.shutdownStarted(ctx)
+	// The admin API is stopped already.
+	s.started = slices.DeleteFunc(s.started, func(c pipeline.Component) bool { return s.admin != nil && c == pipeline.Component(s.admin) })
+	err := errors.Join(adminErr, s.shutdownStarted(ctx))
 	if err != nil {
 		s.log.Error("shutdown finished with errors", "error", err)
 		return err
