@@ -943,6 +943,8 @@ func TestCtlConfigReload(t *testing.T) {
 	}
 	w := dialWorker(t, svc.IngestAddr(), "worker-1")
 	w.batch(callStop(1, "", 1, "a"))
+	// Sending is asynchronous: the reload must not overtake event 1.
+	waitWorkerEvents(t, filepath.Join(dir, "events.jsonl"), 1)
 
 	// A changed stage, and a listener that needs a restart.
 	v2 := strings.Replace(withAdmin(reloadConfig(dir, "v2", false, "")), "  listen: 127.0.0.1:0\nadmin", "  listen: 127.0.0.1:1\nadmin", 1)
