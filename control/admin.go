@@ -104,7 +104,7 @@ var (
 	// not be built or started.
 	ErrConfigNotApplied = errors.New("new config could not be applied")
 	// ErrNoConfigSource: the process has no config to load again (it was
-	// not started by `snakepipe run`), or it is not running.
+	// not started by `snakepipe run`).
 	ErrNoConfigSource = errors.New("this process cannot reload its config")
 )
 
@@ -117,8 +117,10 @@ type ConfigReload struct {
 	NeedsRestart []string
 }
 
-// ConfigReloader reloads the process's config, as SIGHUP does. Errors wrap
-// ErrConfigInvalid, ErrConfigNotApplied or ErrNoConfigSource.
+// ConfigReloader reloads the process's config, as SIGHUP does. An error
+// wraps ErrConfigInvalid (answered INVALID_ARGUMENT) or ErrConfigNotApplied;
+// that and any other error (the process is shutting down) are answered
+// FAILED_PRECONDITION, as is a missing ConfigReloader (ErrNoConfigSource).
 type ConfigReloader interface {
 	ReloadConfig(ctx context.Context) (ConfigReload, error)
 }

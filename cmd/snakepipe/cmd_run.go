@@ -110,7 +110,7 @@ func runRun(ctx context.Context, c *cli, args []string) int {
 	defer stop()
 	svc, err := NewService(ctx, cfg, ServiceOptions{Logger: log, Stderr: out,
 		ApplyRuntime: func(rc RuntimeConfig) { applyGoRuntime(rc, c.environ, log) },
-		DrainTimeout: *grace, ConfigLoader: load})
+		DrainTimeout: *grace, ConfigLoader: watch.loadNow(load)})
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return 1

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -365,7 +366,8 @@ type configWatch struct {
 	hangup   <-chan os.Signal
 	log      hclog.Logger
 
-	last fileFingerprint
+	mu   sync.Mutex      // guards last: loadNow runs on an admin API goroutine
+	last fileFingerprint // the content last loaded or seen
 }
 
 // fileFingerprint identifies a config file's content by its hash, so
@@ -399,6 +401,20 @@ func newConfigWatch(path string, interval time.Duration, hangup <-chan os.Signal
 	return w
 }
 
+// loadNow wraps load for a reload the watch did not start (the admin API's
+// ReloadConfig): the file's current content is then the one loaded, so the
+// next poll does not reload it a second time.
+func (w *configWatch) loadNow(load func() (*Config, error)) func() (*Config, error) {
+	return func() (*Config, error) {
+		if w.path != "" {
+			w.mu.Lock()
+			w.last = fingerprint(w.path, w.last)
+			w.mu.Unlock()
+		}
+		return load()
+	}
+}
+
 // run calls reload until ctx ends. Reloads run one at a time, here.
 func (w *configWatch) run(ctx context.Context, reload func(reason string)) {
 	var tick <-chan time.Time
@@ -413,21 +429,24 @@ func (w *configWatch) run(ctx context.Context, reload func(reason string)) {
 			return
 		case <-w.hangup:
 			if w.path != "" {
+				w.mu.Lock()
 				w.last = fingerprint(w.path, w.last) // this content needs no second reload
+				w.mu.Unlock()
 			}
 			reload("SIGHUP")
 		case <-tick:
-			fp := fingerprint(w.path, w.last)
+			w.mu.Lock()
+			prev := w.last
+			fp := fingerprint(w.path, prev)
+			w.last = fp
+			w.mu.Unlock()
 			if fp.err != "" {
-				if fp.err != w.last.err {
+				if fp.err != prev.err {
 					w.log.Warn("config file unreadable; keeping the running config", "path", w.path, "error", fp.err)
 				}
-				w.last = fp
 				continue
 			}
-			changed := fp.sum != w.last.sum
-			w.last = fp
-			if changed {
+			if fp.sum != prev.sum {
 				reload("config file changed")
 			}
 		}

@@ -913,6 +913,36 @@ func TestConfigWatchSeesSameSizeSameMtimeEdit(t *testing.T) {
 	}
 }
 
+// TestConfigWatchAfterLoadNow: a reload the watch did not start (the admin
+// API's, through loadNow) makes the file's new content the one loaded, so
+// the next polls do not reload it again; a later edit still reloads.
+func TestConfigWatchAfterLoadNow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snakepipe.yaml")
+	writeFile(t, path, "log: {level: info}\n")
+	w := newConfigWatch(path, 5*time.Millisecond, nil, hclog.NewNullLogger())
+	writeFile(t, path, "log: {level: warn}\n")
+	loads := 0
+	if _, err := w.loadNow(func() (*Config, error) { loads++; return nil, nil })(); err != nil || loads != 1 {
+		t.Fatalf("loadNow: %v, %d loads", err, loads)
+	}
+	reasons := make(chan string, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.run(ctx, func(r string) { reasons <- r }) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case r := <-reasons:
+		t.Fatalf("reload %q of the content loadNow loaded", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	writeFile(t, path, "log: {level: error}\n")
+	select {
+	case <-reasons:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an edit after loadNow was not seen")
+	}
+}
+
 // TestCtlConfigReload: `snakepipe ctl config reload` over the real admin
 // API reloads the config file like SIGHUP, says what changed and what
 // needs a restart, refuses an invalid config (INVALID_ARGUMENT) and one that

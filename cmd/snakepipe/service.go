@@ -70,7 +70,9 @@ type ServiceOptions struct {
 	DrainTimeout time.Duration
 	// ConfigLoader, when set, is how the admin API's ReloadConfig loads
 	// the config again: `run` sets it to its own loader (the one SIGHUP
-	// uses). Nil: the admin API cannot reload the config.
+	// uses). Nil: the admin API cannot reload the config. Building the new
+	// graph is bounded by DrainTimeout, as a SIGHUP reload is by run's
+	// --shutdown-timeout, not by the caller's deadline.
 	ConfigLoader func() (*Config, error)
 }
 
@@ -140,7 +142,12 @@ func NewService(ctx context.Context, cfg *Config, opts ServiceOptions) (*Service
 		if load := opts.ConfigLoader; load != nil {
 			reloader = control.ConfigReloaderFunc(func(ctx context.Context) (control.ConfigReload, error) {
 				log.Info("reloading config", "reason", "admin API")
-				return s.ReloadReport(ctx, load)
+				// The reload's own budget, as for SIGHUP, not the caller's
+				// deadline (ctl --timeout): a reload half done when the
+				// caller gives up must still finish or fail cleanly.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.drainTimeout)
+				defer cancel()
+				return s.ReloadReport(rctx, load)
 			})
 		}
 		a, err := control.NewAdmin(
