@@ -43,15 +43,14 @@ type hookComponent struct{ fn func() }
 func (h hookComponent) Start(context.Context) error    { return nil }
 func (h hookComponent) Shutdown(context.Context) error { h.fn(); return nil }
 
-// TestShutdownWithAdminReloadWaiting: a ReloadConfig RPC that reached its
-// handler while Shutdown holds s.mu waits for s.mu; Shutdown must still
-// stop the admin API and finish. Before the fix the admin server's
-// shutdown waited for that handler, which waited for Shutdown: a deadlock
-// until ctx ended, and ingest and the graph then drained with an expired
-// ctx.
-func TestShutdownWithAdminReloadWaiting(t *testing.T) {
+// startLoggedReloadService starts a service on reloadConfig with the admin
+// API and run's kind of ConfigLoader, and a client of its admin API.
+// entered is closed when the service logs "reloading config" (a
+// ReloadConfig handler got in).
+func startLoggedReloadService(t *testing.T) (svc *Service, client pb.AdminClient, entered <-chan struct{}, path string) {
+	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "snakepipe.yaml")
+	path = filepath.Join(dir, "snakepipe.yaml")
 	yaml := strings.Replace(reloadConfig(dir, "v1", false, ""), "admin:\n  listen: \"\"", "admin:\n  listen: 127.0.0.1:0", 1)
 	writeFile(t, path, strings.Replace(yaml, "log: {level: error}", "log: {level: info}", 1))
 	cfg, err := loadFile(path)()
@@ -59,9 +58,9 @@ func TestShutdownWithAdminReloadWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	logw := &signalWriter{want: "reloading config", seen: make(chan struct{})}
-	entered := logw.seen
-	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: logw})
-	svc, err := NewService(context.Background(), cfg, ServiceOptions{Logger: log, ConfigLoader: loadFile(path)})
+	entered = logw.seen
+	svc, err = NewService(context.Background(), cfg, ServiceOptions{
+		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: logw}), ConfigLoader: loadFile(path)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +71,18 @@ func TestShutdownWithAdminReloadWaiting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	client := pb.NewAdminClient(conn)
+	t.Cleanup(func() { conn.Close() })
+	return svc, pb.NewAdminClient(conn), entered, path
+}
+
+// TestShutdownWithAdminReloadWaiting: a ReloadConfig RPC that reached its
+// handler while Shutdown holds s.mu waits for s.mu; Shutdown must still
+// stop the admin API and finish. Before the fix the admin server's
+// shutdown waited for that handler, which waited for Shutdown: a deadlock
+// until ctx ended, and ingest and the graph then drained with an expired
+// ctx.
+func TestShutdownWithAdminReloadWaiting(t *testing.T) {
+	svc, client, entered, _ := startLoggedReloadService(t)
 	if _, err := client.Stats(context.Background(), &pb.StatsRequest{}); err != nil { // connected
 		t.Fatal(err)
 	}
@@ -107,30 +116,7 @@ func TestShutdownWithAdminReloadWaiting(t *testing.T) {
 // reload in progress (SIGHUP's) when Shutdown begins: Shutdown waits for
 // both and finishes within ctx, and nothing is left to an expired ctx.
 func TestShutdownDuringQueuedAdminReload(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "snakepipe.yaml")
-	yaml := strings.Replace(reloadConfig(dir, "v1", false, ""), "admin:\n  listen: \"\"", "admin:\n  listen: 127.0.0.1:0", 1)
-	writeFile(t, path, strings.Replace(yaml, "log: {level: error}", "log: {level: info}", 1))
-	cfg, err := loadFile(path)()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logw := &signalWriter{want: "reloading config", seen: make(chan struct{})}
-	entered := logw.seen
-	svc, err := NewService(context.Background(), cfg, ServiceOptions{
-		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: logw}), ConfigLoader: loadFile(path)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(svc.AdminAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := pb.NewAdminClient(conn)
+	svc, client, entered, path := startLoggedReloadService(t)
 
 	inLoad, release := make(chan struct{}), make(chan struct{})
 	hupDone := make(chan error, 1)
