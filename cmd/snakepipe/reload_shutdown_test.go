@@ -145,5 +145,8 @@ func TestShutdownDuringQueuedAdminReload(t *testing.T) {
 	if err := <-shutDone; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	<-rpcDone // either answer is fine: it ran before Shutdown, or saw it
+	// Either answer is fine: the call ran before Shutdown, or saw it begin.
+	if err := <-rpcDone; err != nil {
+		t.Logf("ReloadConfig during shutdown: %v", err)
+	}
 }
