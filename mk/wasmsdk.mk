@@ -17,7 +17,7 @@ WASMSDK_OUTPUTS := $(foreach l,$(WASMSDK_LANGS),$(foreach p,$(WASMSDK_PLUGINS),$
 WASMSDK_OUTPUTS += $(WASMSDK_EX)/assemblyscript/slow_calls_str.wasm
 
 # C SDK test plugins (examples/plugins/c/testdata, built by the C rule below).
-WASMSDK_C_TESTDATA := $(WASMSDK_EX)/c/testdata/lookups.wasm
+WASMSDK_C_TESTDATA := $(WASMSDK_EX)/c/testdata/lookups.wasm $(WASMSDK_EX)/c/testdata/fields.wasm
 
 PLUGIN_TARGETS += $(WASMSDK_OUTPUTS) $(WASMSDK_C_TESTDATA)
 

@@ -35,4 +35,7 @@ static void enrich(const snk_event *ev, snk_patch *p) {
 }
 
 SNAKEPIPE_INIT(init)
+/* Only the duration measurement is read: the host sends no metadata and
+ * no host context. */
+SNAKEPIPE_FIELDS(SNK_FIELDS_MEASUREMENTS)
 SNAKEPIPE_ENRICH(enrich)

@@ -7,7 +7,9 @@
  *
  * A plugin includes this header once, writes a per-event callback and names
  * it with SNAKEPIPE_FILTER(fn) or SNAKEPIPE_ENRICH(fn); SNAKEPIPE_INIT(fn)
- * optionally receives the config. The SDK owns the input and result
+ * optionally receives the config, and SNAKEPIPE_FIELDS(groups) optionally
+ * declares the field groups the plugin reads (the host then sends only
+ * those). The SDK owns the input and result
  * buffers, walks the record batch, and writes verdicts or patches. Records
  * are read lazily: per event only the record frame is checked, and a field
  * lookup checks the fields it walks over (see "reading events"); a
@@ -35,6 +37,13 @@ typedef __INT64_TYPE__ snk_i64;
 #define SNK_KIND_STRING 3       /* measurement string */
 #define SNK_KIND_METADATA 4     /* metadata string */
 #define SNK_KIND_HOST_CONTEXT 5 /* worker_id, pool, hostname, pid (read-only) */
+
+/* Field groups, for SNAKEPIPE_FIELDS (docs/plugin-abi.md, snk_fields): the
+ * host sends each record only the fields of the groups a plugin declares. */
+#define SNK_FIELDS_MEASUREMENTS 1 /* kinds 1-3 */
+#define SNK_FIELDS_METADATA 2     /* kind 4 */
+#define SNK_FIELDS_HOST_CONTEXT 4 /* kind 5 */
+#define SNK_FIELDS_ALL 7          /* every field: also what no declaration means */
 
 /* Batch / init error codes. */
 #define SNK_ERR_GENERIC (-1)
@@ -639,6 +648,22 @@ static inline snk_i64 snk__enrich(snk_u32 n, snk_u32 len, void (*fn)(const snk_e
         }                                                                           \
         snk_config c = {snk__in, cfg_len};                                          \
         return fn(&c);                                                              \
+    }
+
+/* SNAKEPIPE_FIELDS(groups) declares the field groups the plugin reads
+ * (SNK_FIELDS_* or'ed together; 0: name, timestamp and correlation id
+ * only), exported as snk_fields. The host then leaves every other field out
+ * of the records it sends: less to encode and copy per event. A lookup or
+ * iterator never sees a field of a group not declared. groups is evaluated
+ * when the host asks, once per instance after snk_init, so it may depend on
+ * the config. Without SNAKEPIPE_FIELDS there is no export and the host
+ * sends every field. (The C name is not snk_fields: that is the iterator.) */
+#define SNAKEPIPE_FIELDS(groups)                                                    \
+    SNK__EXPORT("snk_fields") snk_i32 snk__fields(void) {                           \
+        /* a constant with another bit fails here, not at load */                  \
+        _Static_assert((__builtin_choose_expr(__builtin_constant_p(groups), (groups), 0) & ~SNK_FIELDS_ALL) == 0, \
+                       "SNAKEPIPE_FIELDS: not a set of SNK_FIELDS_MEASUREMENTS, SNK_FIELDS_METADATA, SNK_FIELDS_HOST_CONTEXT"); \
+        return (snk_i32)(groups);                                                   \
     }
 
 #endif /* SNAKEPIPE_H */
