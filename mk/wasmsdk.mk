@@ -16,10 +16,11 @@ WASMSDK_OUTPUTS := $(foreach l,$(WASMSDK_LANGS),$(foreach p,$(WASMSDK_PLUGINS),$
 # slow_calls with Str keys (the constant-key example's other lookup path)
 WASMSDK_OUTPUTS += $(WASMSDK_EX)/assemblyscript/slow_calls_str.wasm
 
-# C SDK test plugins (examples/plugins/c/testdata, built by the C rule below).
+# SDK test plugins (examples/plugins/<lang>/testdata, built by the rules below).
 WASMSDK_C_TESTDATA := $(WASMSDK_EX)/c/testdata/lookups.wasm $(WASMSDK_EX)/c/testdata/fields.wasm
+WASMSDK_ZIG_TESTDATA := $(WASMSDK_EX)/zig/testdata/fields.wasm
 
-PLUGIN_TARGETS += $(WASMSDK_OUTPUTS) $(WASMSDK_C_TESTDATA)
+PLUGIN_TARGETS += $(WASMSDK_OUTPUTS) $(WASMSDK_C_TESTDATA) $(WASMSDK_ZIG_TESTDATA)
 
 .PHONY: plugins-sdk wasmsdk-tools
 plugins-sdk: $(WASMSDK_OUTPUTS) ## Build the example plugins of every guest SDK
@@ -96,7 +97,7 @@ $(WASMSDK_EX)/rust/%.wasm: $(WASMSDK_EX)/rust/%.rs $(WASMSDK_RLIB) | $(RUSTC_WAS
 # +bulk_memory: @memcpy becomes memory.copy (see the Rust flags).
 
 $(WASMSDK_EX)/zig/%.wasm: $(WASMSDK_EX)/zig/%.zig $(ZIG_DIR)/snakepipe.zig $(ZIG_STAMP) mk/wasmsdk.mk
-	mkdir -p $(WASMSDK_CACHE)/zig
+	mkdir -p $(dir $(WASMSDK_CACHE)/zig/$*)
 	$(ZIG) build-lib -target wasm32-freestanding -mcpu=generic+bulk_memory -dynamic -rdynamic -O ReleaseFast \
 		--cache-dir $(WASMSDK_CACHE)/zig/cache --global-cache-dir $(WASMSDK_CACHE)/zig/global \
 		--mod snakepipe::$(ZIG_DIR)/snakepipe.zig --deps snakepipe $< \

@@ -32,5 +32,8 @@ fn enrich(e: *const snk.Event, p: *snk.Patch) void {
 
 comptime {
     snk.exportInit(init);
+    // Only the duration measurement is read: the host sends no metadata
+    // and no host context.
+    snk.exportFields(snk.fields_measurements);
     snk.exportEnrich(enrich);
 }

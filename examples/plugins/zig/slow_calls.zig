@@ -22,5 +22,8 @@ fn keep(e: *const snk.Event) bool {
 
 comptime {
     snk.exportInit(init);
+    // Only the duration measurement is read: the host sends no metadata
+    // and no host context.
+    snk.exportFields(snk.fields_measurements);
     snk.exportFilter(keep);
 }

@@ -7,6 +7,9 @@
 //!     const snk = @import("snakepipe");
 //!     fn keep(e: *const snk.Event) bool { ... }
 //!     comptime { snk.exportFilter(keep); snk.exportInit(init); }
+//!
+//! exportFields(snk.fields_measurements) (optional) declares the field groups
+//! the plugin reads: the host then sends only those.
 const std = @import("std");
 
 pub const abi_version: i32 = 1;
@@ -16,6 +19,14 @@ pub const kind_float: u8 = 2;
 pub const kind_string: u8 = 3;
 pub const kind_metadata: u8 = 4;
 pub const kind_host_context: u8 = 5;
+
+/// Field groups, for exportFields (snk_fields, docs/plugin-abi.md): the
+/// host sends each record only the fields of the groups a plugin declares.
+pub const fields_measurements: u32 = 1; // kinds 1-3
+pub const fields_metadata: u32 = 2; // kind 4
+pub const fields_host_context: u32 = 4; // kind 5
+/// Every field: also what no declaration means.
+pub const fields_all: u32 = 7;
 
 pub const err_generic: i32 = -1;
 pub const err_bad_input: i32 = -2;
@@ -515,4 +526,33 @@ pub fn exportInit(comptime f: fn (*const Config) error{Config}!void) void {
         }
     };
     @export(S.init, .{ .name = "snk_init", .linkage = .Strong });
+}
+
+/// Exports snk_fields, declaring the field groups the plugin reads
+/// (fields_* or'ed together; 0: name, timestamp and correlation id only).
+/// The host then leaves every other field out of the records it sends:
+/// less to encode and copy per event. A lookup or fields() never sees a
+/// field of a group not declared. Without exportFields (or exportFieldsFn)
+/// there is no snk_fields export and the host sends every field.
+pub fn exportFields(comptime groups: u32) void {
+    if (groups & ~fields_all != 0) {
+        @compileError(std.fmt.comptimePrint("exportFields({d}): not a set of fields_measurements, fields_metadata, fields_host_context", .{groups}));
+    }
+    const S = struct {
+        fn fields() callconv(.C) i32 {
+            return groups;
+        }
+    };
+    @export(S.fields, .{ .name = "snk_fields", .linkage = .Strong });
+}
+
+/// exportFields for an answer known only at run time (from the config):
+/// the host calls f once per instance, after snk_init succeeded.
+pub fn exportFieldsFn(comptime f: fn () u32) void {
+    const S = struct {
+        fn fields() callconv(.C) i32 {
+            return @bitCast(f());
+        }
+    };
+    @export(S.fields, .{ .name = "snk_fields", .linkage = .Strong });
 }
