@@ -1,0 +1,117 @@
+package examples_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/snakepipe/snakepipe/pipeline"
+)
+
+// fieldsMeasurements is the snk_fields bit of measurements
+// (docs/plugin-abi.md): the only group the slow_calls and duration_class
+// examples read.
+const fieldsMeasurements = 1
+
+// fieldsExamples are the AssemblyScript and Rust examples that declare
+// measurements only (slow_calls_str.wasm as slow_calls.wasm, so the two
+// lookup variants are sent the same records).
+var fieldsExamples = []string{
+	"assemblyscript/slow_calls.wasm",
+	"assemblyscript/slow_calls_str.wasm",
+	"assemblyscript/duration_class.wasm",
+	"rust/slow_calls.wasm",
+	"rust/duration_class.wasm",
+}
+
+// TestFieldsExportASRust: each example exports snk_fields () -> i32, and
+// after _initialize and snk_init (with each golden config) it returns 1,
+// measurements only.
+func TestFieldsExportASRust(t *testing.T) {
+	for _, path := range fieldsExamples {
+		for _, gc := range goldenCases {
+			if !strings.Contains(path, gc.plugin) {
+				continue
+			}
+			t.Run(path+"/"+gc.name, func(t *testing.T) {
+				g, err := loadGuest(context.Background(), path, gc.cfg)
+				if err != nil {
+					t.Fatalf("%s: %v (build the example plugins with `make plugins`)", path, err)
+				}
+				defer g.close()
+				f := g.mod.ExportedFunction("snk_fields")
+				if f == nil {
+					t.Fatal("no snk_fields export")
+				}
+				d := f.Definition()
+				if len(d.ParamTypes()) != 0 || len(d.ResultTypes()) != 1 || d.ResultTypes()[0] != api.ValueTypeI32 {
+					t.Fatalf("snk_fields has params %v results %v, want () -> i32", d.ParamTypes(), d.ResultTypes())
+				}
+				r, err := f.Call(g.ctx)
+				if err != nil {
+					t.Fatalf("snk_fields: %v", err)
+				}
+				if got := int32(r[0]); got != fieldsMeasurements {
+					t.Fatalf("snk_fields() = %d, want %d (measurements)", got, fieldsMeasurements)
+				}
+			})
+		}
+	}
+}
+
+// TestFieldsMeasurementsSuffice: what the examples declare is all they
+// read. Over the golden input with host context added, each gives the same
+// result frame (verdicts or patches) whether a record carries every field
+// or only its measurements, as a host honouring snk_fields = 1 sends it.
+func TestFieldsMeasurementsSuffice(t *testing.T) {
+	full := readInput(t)
+	for i := range full {
+		full[i].Origin = &pipeline.Origin{WorkerID: "w-1", Pool: "default", Hostname: "host-a", PID: 4242}
+	}
+	if len(full) == 0 || len(full[0].Metadata) == 0 {
+		t.Fatal("the golden input has no metadata: nothing would be left out")
+	}
+	measurementsOnly := make([]pipeline.Event, len(full))
+	for i, e := range full {
+		e.Metadata, e.Origin = nil, nil
+		measurementsOnly[i] = e
+	}
+	fullBatch := encodeBatch(nil, full)
+	projected := encodeBatch(nil, measurementsOnly)
+	if len(projected) >= len(fullBatch) {
+		t.Fatalf("projected batch is %d bytes, full %d: nothing left out", len(projected), len(fullBatch))
+	}
+	for _, path := range fieldsExamples {
+		for _, gc := range goldenCases {
+			if !strings.Contains(path, gc.plugin) {
+				continue
+			}
+			t.Run(path+"/"+gc.name, func(t *testing.T) {
+				g, err := loadGuest(context.Background(), path, gc.cfg)
+				if err != nil {
+					t.Fatalf("%s: %v (build the example plugins with `make plugins`)", path, err)
+				}
+				defer g.close()
+				fn := g.filter
+				if fn == nil {
+					fn = g.enrich
+				}
+				want, err := g.callRaw(fn, len(full), fullBatch)
+				if err != nil {
+					t.Fatalf("all fields: %v", err)
+				}
+				want = bytes.Clone(want) // the result frame is reused by the next call
+				got, err := g.callRaw(fn, len(measurementsOnly), projected)
+				if err != nil {
+					t.Fatalf("measurements only: %v", err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("measurements only: result frame\n%x\nwant (all fields)\n%x", got, want)
+				}
+			})
+		}
+	}
+}
