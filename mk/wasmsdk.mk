@@ -19,7 +19,10 @@ WASMSDK_OUTPUTS += $(WASMSDK_EX)/assemblyscript/slow_calls_str.wasm
 # C SDK test plugins (examples/plugins/c/testdata, built by the C rule below).
 WASMSDK_C_TESTDATA := $(WASMSDK_EX)/c/testdata/lookups.wasm
 
-PLUGIN_TARGETS += $(WASMSDK_OUTPUTS) $(WASMSDK_C_TESTDATA)
+# AssemblyScript SDK test plugins (built by the AssemblyScript rule below).
+WASMSDK_AS_TESTDATA := $(WASMSDK_EX)/assemblyscript/testdata/fields_config.wasm
+
+PLUGIN_TARGETS += $(WASMSDK_OUTPUTS) $(WASMSDK_C_TESTDATA) $(WASMSDK_AS_TESTDATA)
 
 .PHONY: plugins-sdk wasmsdk-tools
 plugins-sdk: $(WASMSDK_OUTPUTS) ## Build the example plugins of every guest SDK

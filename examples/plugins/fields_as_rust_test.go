@@ -11,15 +11,15 @@ import (
 	"github.com/snakepipe/snakepipe/pipeline"
 )
 
-// fieldsMeasurements is the snk_fields bit of measurements
+// asRustFieldsMeasurements is the snk_fields bit of measurements
 // (docs/plugin-abi.md): the only group the slow_calls and duration_class
 // examples read.
-const fieldsMeasurements = 1
+const asRustFieldsMeasurements = 1
 
-// fieldsExamples are the AssemblyScript and Rust examples that declare
+// asRustFieldsExamples are the AssemblyScript and Rust examples that declare
 // measurements only (slow_calls_str.wasm as slow_calls.wasm, so the two
 // lookup variants are sent the same records).
-var fieldsExamples = []string{
+var asRustFieldsExamples = []string{
 	"assemblyscript/slow_calls.wasm",
 	"assemblyscript/slow_calls_str.wasm",
 	"assemblyscript/duration_class.wasm",
@@ -31,7 +31,7 @@ var fieldsExamples = []string{
 // after _initialize and snk_init (with each golden config) it returns 1,
 // measurements only.
 func TestFieldsExportASRust(t *testing.T) {
-	for _, path := range fieldsExamples {
+	for _, path := range asRustFieldsExamples {
 		for _, gc := range goldenCases {
 			if !strings.Contains(path, gc.plugin) {
 				continue
@@ -54,19 +54,19 @@ func TestFieldsExportASRust(t *testing.T) {
 				if err != nil {
 					t.Fatalf("snk_fields: %v", err)
 				}
-				if got := int32(r[0]); got != fieldsMeasurements {
-					t.Fatalf("snk_fields() = %d, want %d (measurements)", got, fieldsMeasurements)
+				if got := int32(r[0]); got != asRustFieldsMeasurements {
+					t.Fatalf("snk_fields() = %d, want %d (measurements)", got, asRustFieldsMeasurements)
 				}
 			})
 		}
 	}
 }
 
-// TestFieldsMeasurementsSuffice: what the examples declare is all they
+// TestFieldsMeasurementsSufficeASRust: what the examples declare is all they
 // read. Over the golden input with host context added, each gives the same
 // result frame (verdicts or patches) whether a record carries every field
 // or only its measurements, as a host honouring snk_fields = 1 sends it.
-func TestFieldsMeasurementsSuffice(t *testing.T) {
+func TestFieldsMeasurementsSufficeASRust(t *testing.T) {
 	full := readInput(t)
 	for i := range full {
 		full[i].Origin = &pipeline.Origin{WorkerID: "w-1", Pool: "default", Hostname: "host-a", PID: 4242}
@@ -84,7 +84,7 @@ func TestFieldsMeasurementsSuffice(t *testing.T) {
 	if len(projected) >= len(fullBatch) {
 		t.Fatalf("projected batch is %d bytes, full %d: nothing left out", len(projected), len(fullBatch))
 	}
-	for _, path := range fieldsExamples {
+	for _, path := range asRustFieldsExamples {
 		for _, gc := range goldenCases {
 			if !strings.Contains(path, gc.plugin) {
 				continue
@@ -113,5 +113,44 @@ func TestFieldsMeasurementsSuffice(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestFieldsASDefaultAndInit: the AssemblyScript SDK's snk_fields returns
+// FIELDS_ALL (7, every field, as with no export) when the plugin never calls
+// declareFields, and the value declareFields set in onInit otherwise (the
+// host asks after snk_init, so a config-dependent answer is seen). Values
+// with other bits are passed on unchanged for the host to refuse.
+// assemblyscript/testdata/fields_config.wasm declares config key "fields".
+func TestFieldsASDefaultAndInit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  map[string]string
+		want int32
+	}{
+		{"undeclared", nil, 7},
+		{"measurements", map[string]string{"fields": "1"}, 1},
+		{"metadata_and_host_context", map[string]string{"fields": "6"}, 6},
+		{"none", map[string]string{"fields": "0"}, 0},
+		{"invalid_passed_on", map[string]string{"fields": "9"}, 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := loadGuest(context.Background(), "assemblyscript/testdata/fields_config.wasm", tc.cfg)
+			if err != nil {
+				t.Fatalf("%v (build the test plugins with `make plugins`)", err)
+			}
+			defer g.close()
+			f := g.mod.ExportedFunction("snk_fields")
+			if f == nil {
+				t.Fatal("no snk_fields export")
+			}
+			r, err := f.Call(g.ctx)
+			if err != nil {
+				t.Fatalf("snk_fields: %v", err)
+			}
+			if got := int32(r[0]); got != tc.want {
+				t.Fatalf("snk_fields() = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
