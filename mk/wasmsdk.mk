@@ -19,10 +19,12 @@ WASMSDK_OUTPUTS += $(WASMSDK_EX)/assemblyscript/slow_calls_str.wasm
 # C SDK test plugins (examples/plugins/c/testdata, built by the C rule below).
 WASMSDK_C_TESTDATA := $(WASMSDK_EX)/c/testdata/lookups.wasm
 
-# AssemblyScript SDK test plugins (built by the AssemblyScript rule below).
-WASMSDK_AS_TESTDATA := $(WASMSDK_EX)/assemblyscript/testdata/fields_config.wasm
+# AssemblyScript and Rust SDK test plugins (<lang>/testdata, built by the
+# rules below).
+WASMSDK_AS_TESTDATA := $(WASMSDK_EX)/assemblyscript/testdata/fields.wasm
+WASMSDK_RUST_TESTDATA := $(WASMSDK_EX)/rust/testdata/fields.wasm
 
-PLUGIN_TARGETS += $(WASMSDK_OUTPUTS) $(WASMSDK_C_TESTDATA) $(WASMSDK_AS_TESTDATA)
+PLUGIN_TARGETS += $(WASMSDK_OUTPUTS) $(WASMSDK_C_TESTDATA) $(WASMSDK_AS_TESTDATA) $(WASMSDK_RUST_TESTDATA)
 
 .PHONY: plugins-sdk wasmsdk-tools
 plugins-sdk: $(WASMSDK_OUTPUTS) ## Build the example plugins of every guest SDK

@@ -116,41 +116,44 @@ func TestFieldsMeasurementsSufficeASRust(t *testing.T) {
 	}
 }
 
-// TestFieldsASDefaultAndInit: the AssemblyScript SDK's snk_fields returns
-// FIELDS_ALL (7, every field, as with no export) when the plugin never calls
-// declareFields, and the value declareFields set in onInit otherwise (the
-// host asks after snk_init, so a config-dependent answer is seen). Values
-// with other bits are passed on unchanged for the host to refuse.
-// assemblyscript/testdata/fields_config.wasm declares config key "fields".
-func TestFieldsASDefaultAndInit(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		cfg  map[string]string
-		want int32
-	}{
-		{"undeclared", nil, 7},
-		{"measurements", map[string]string{"fields": "1"}, 1},
-		{"metadata_and_host_context", map[string]string{"fields": "6"}, 6},
-		{"none", map[string]string{"fields": "0"}, 0},
-		{"invalid_passed_on", map[string]string{"fields": "9"}, 9},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			g, err := loadGuest(context.Background(), "assemblyscript/testdata/fields_config.wasm", tc.cfg)
-			if err != nil {
-				t.Fatalf("%v (build the test plugins with `make plugins`)", err)
-			}
-			defer g.close()
-			f := g.mod.ExportedFunction("snk_fields")
-			if f == nil {
-				t.Fatal("no snk_fields export")
-			}
-			r, err := f.Call(g.ctx)
-			if err != nil {
-				t.Fatalf("snk_fields: %v", err)
-			}
-			if got := int32(r[0]); got != tc.want {
-				t.Fatalf("snk_fields() = %d, want %d", got, tc.want)
-			}
-		})
+// TestFieldsFromConfigASRust: a declaration made at run time. The
+// AssemblyScript test plugin calls declareFields in onInit, the Rust one
+// answers through fields_fn!, both with config "fields": snk_fields returns
+// what init set (the host asks after snk_init), FIELDS_ALL (7, every field,
+// as with no export) when the config says nothing, and a value with other
+// bits unchanged for the host to refuse.
+func TestFieldsFromConfigASRust(t *testing.T) {
+	for _, path := range []string{"assemblyscript/testdata/fields.wasm", "rust/testdata/fields.wasm"} {
+		for _, tc := range []struct {
+			name string
+			cfg  map[string]string
+			want int32
+		}{
+			{"undeclared", nil, 7},
+			{"measurements", map[string]string{"fields": "1"}, 1},
+			{"metadata_and_host_context", map[string]string{"fields": "6"}, 6},
+			{"all", map[string]string{"fields": "7"}, 7},
+			{"none", map[string]string{"fields": "0"}, 0},
+			{"invalid_passed_on", map[string]string{"fields": "9"}, 9},
+		} {
+			t.Run(path+"/"+tc.name, func(t *testing.T) {
+				g, err := loadGuest(context.Background(), path, tc.cfg)
+				if err != nil {
+					t.Fatalf("%v (build the test plugins with `make plugins`)", err)
+				}
+				defer g.close()
+				f := g.mod.ExportedFunction("snk_fields")
+				if f == nil {
+					t.Fatal("no snk_fields export")
+				}
+				r, err := f.Call(g.ctx)
+				if err != nil {
+					t.Fatalf("snk_fields: %v", err)
+				}
+				if got := int32(r[0]); got != tc.want {
+					t.Fatalf("snk_fields() = %d, want %d", got, tc.want)
+				}
+			})
+		}
 	}
 }

@@ -4,7 +4,8 @@
 //! lookup walks over it; a malformed batch returns [`ERR_BAD_INPUT`]) and
 //! writes verdicts or patches. A plugin writes a per-event function and exports it with
 //! [`filter!`] or [`enrich!`]; [`init!`] optionally receives the config;
-//! [`fields!`] optionally declares the field groups it reads.
+//! [`fields!`] (or [`fields_fn!`]) optionally declares the field groups it
+//! reads.
 //!
 //! ```ignore
 //! #![no_std]
@@ -742,8 +743,9 @@ macro_rules! init {
 /// of the `FIELDS_*` constants (0: name, timestamp and correlation id only),
 /// e.g. `snakepipe::fields!(snakepipe::FIELDS_MEASUREMENTS);`. The host then
 /// sends only those fields, so it encodes less per event. The value is a
-/// constant, checked when the plugin is compiled. Without this macro the
-/// module has no `snk_fields` export and is sent every field.
+/// constant, checked when the plugin is compiled (for one that depends on
+/// the config, see [`fields_fn!`]). Without either macro the module has no
+/// `snk_fields` export and is sent every field.
 #[macro_export]
 macro_rules! fields {
     ($groups:expr) => {
@@ -755,6 +757,20 @@ macro_rules! fields {
                 "snakepipe::fields!: not an OR of FIELDS_MEASUREMENTS, FIELDS_METADATA, FIELDS_HOST_CONTEXT"
             );
             GROUPS
+        }
+    };
+}
+
+/// Exports `snk_fields` answered by `fn groups() -> i32` at run time: the
+/// host calls it once per instance after `snk_init` succeeded, so it may
+/// return what `init` read from the config. Not checked here: a value with
+/// a bit other than the `FIELDS_*` ones makes the host refuse the plugin.
+#[macro_export]
+macro_rules! fields_fn {
+    ($f:path) => {
+        #[no_mangle]
+        pub extern "C" fn snk_fields() -> i32 {
+            $f()
         }
     };
 }

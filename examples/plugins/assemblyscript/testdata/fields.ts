@@ -1,7 +1,8 @@
-// fields_config: a test plugin for the SDK's snk_fields (fields_as_rust_test.go).
-// It re-exports snk_fields and calls declareFields only from onInit, when
-// the config has key "fields": without it, snk_fields must return the SDK's
-// default, FIELDS_ALL. It keeps every event.
+// fields: an AssemblyScript SDK test filter (fields_as_rust_test.go), not
+// an example. It re-exports snk_fields and calls declareFields only from
+// onInit, with config "fields" (a decimal) when given: without it,
+// snk_fields must answer the SDK's default, FIELDS_ALL. A value with other
+// bits is passed on as it is (the host refuses it). It keeps every event.
 import {
   Config, Event, declareFields, onFilter, onInit, utf8,
 } from "../../../../plugins/sdk/assemblyscript/assembly/index";
