@@ -7,9 +7,15 @@
 // snk_enrich: the simplest form. slow_calls.ts shows the faster one (a
 // class and the plugin's own export, no indirect call per event).
 import {
-  Config, Event, KIND_INT, KIND_FLOAT, Patch, onEnrich, onInit, utf8,
+  Config, Event, FIELDS_MEASUREMENTS, KIND_INT, KIND_FLOAT, Patch, declareFields, onEnrich, onInit, utf8,
 } from "../../../plugins/sdk/assemblyscript/assembly/index";
-export { snk_abi_version, snk_in_buf, snk_init, snk_enrich } from "../../../plugins/sdk/assemblyscript/assembly/index";
+export { snk_abi_version, snk_fields, snk_in_buf, snk_init, snk_enrich } from "../../../plugins/sdk/assemblyscript/assembly/index";
+
+// The enricher reads only the duration measurement: the host then sends
+// each record without its metadata and host context (less to encode). Its
+// patch still applies to the whole event; it only cannot see the metadata
+// the event already has.
+declareFields(FIELDS_MEASUREMENTS);
 
 const DURATION = utf8("duration");
 const FAST_NS = utf8("fast_ns");

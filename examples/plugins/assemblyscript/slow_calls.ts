@@ -3,9 +3,13 @@
 // min_duration_ns (default 0) is dropped; every other event is kept (also a
 // python.call.stop without a numeric duration: it cannot be judged).
 import {
-  Config, Event, Filter, KIND_INT, KIND_FLOAT, filterBatch, onInit, utf8, wordsMatch,
+  Config, Event, FIELDS_MEASUREMENTS, Filter, KIND_INT, KIND_FLOAT, declareFields, filterBatch, onInit, utf8, wordsMatch,
 } from "../../../plugins/sdk/assemblyscript/assembly/index";
-export { snk_abi_version, snk_in_buf, snk_init } from "../../../plugins/sdk/assemblyscript/assembly/index";
+export { snk_abi_version, snk_fields, snk_in_buf, snk_init } from "../../../plugins/sdk/assemblyscript/assembly/index";
+
+// The filter reads only the duration measurement: the host then sends
+// each record without its metadata and host context (less to encode).
+declareFields(FIELDS_MEASUREMENTS);
 
 const MIN_DURATION_NS = utf8("min_duration_ns");
 

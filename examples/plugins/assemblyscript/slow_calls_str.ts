@@ -4,9 +4,13 @@
 // with constants (the *Words methods); the golden and malformed-input
 // tests run both, so both lookup paths of the SDK are checked.
 import {
-  Config, Event, Filter, KIND_INT, KIND_FLOAT, filterBatch, onInit, utf8,
+  Config, Event, FIELDS_MEASUREMENTS, Filter, KIND_INT, KIND_FLOAT, declareFields, filterBatch, onInit, utf8,
 } from "../../../plugins/sdk/assemblyscript/assembly/index";
-export { snk_abi_version, snk_in_buf, snk_init } from "../../../plugins/sdk/assemblyscript/assembly/index";
+export { snk_abi_version, snk_fields, snk_in_buf, snk_init } from "../../../plugins/sdk/assemblyscript/assembly/index";
+
+// Declared as in slow_calls.ts, so both are sent the same records and
+// compare only their lookups.
+declareFields(FIELDS_MEASUREMENTS);
 
 const CALL_STOP = utf8("python.call.stop");
 const DURATION = utf8("duration");

@@ -8,6 +8,9 @@
 //
 //   export { snk_abi_version, snk_in_buf, snk_init, snk_filter } from "<sdk>";
 //
+// A plugin that reads only some field groups says so with declareFields and
+// re-exports snk_fields too: the host then encodes only those fields.
+//
 // Keys and values are UTF-8 byte views (Str). Make them once at top level
 // with utf8("..."): that allocates once, never per event. A key known when
 // the plugin is compiled is faster as constants: see Event.nameIsWords.
@@ -588,6 +591,32 @@ export function onFilter(fn: (e: Event) => bool): void { filterFn = fn; }
 export function onEnrich(fn: (e: Event, p: Patch) => void): void { enrichFn = fn; }
 
 export function snk_abi_version(): i32 { return ABI_VERSION; }
+
+// ---- field groups (snk_fields) ------------------------------------------
+
+/** Field groups for declareFields (docs/plugin-abi.md, snk_fields): the
+ *  host sends in each record only the fields of the groups declared; the
+ *  record frame (ts, name, correlation id) is always sent. */
+export const FIELDS_MEASUREMENTS: i32 = 1;
+export const FIELDS_METADATA: i32 = 2;
+export const FIELDS_HOST_CONTEXT: i32 = 4;
+export const FIELDS_ALL: i32 = 7;
+
+// Every field until the plugin declares less: what a plugin without
+// snk_fields gets.
+let fieldGroups: i32 = FIELDS_ALL;
+
+/** declareFields declares the field groups the plugin reads (an OR of
+ *  FIELDS_*; 0: name, timestamp and correlation id only). Call it at top
+ *  level, or in onInit when the answer depends on the config: the host asks
+ *  (snk_fields) after snk_init, before the first batch. It takes effect
+ *  only if the entry file re-exports snk_fields. A value with another bit
+ *  is passed on as it is: the host then refuses the plugin, naming it. */
+export function declareFields(groups: i32): void { fieldGroups = groups; }
+
+/** The snk_fields export: the groups declareFields set, FIELDS_ALL if never
+ *  called. */
+export function snk_fields(): i32 { return fieldGroups; }
 
 export function snk_in_buf(min: u32): u32 {
   if (min > inCap) {

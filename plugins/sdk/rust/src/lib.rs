@@ -3,7 +3,9 @@
 //! record batch (read lazily: the record frame per event, a field when a
 //! lookup walks over it; a malformed batch returns [`ERR_BAD_INPUT`]) and
 //! writes verdicts or patches. A plugin writes a per-event function and exports it with
-//! [`filter!`] or [`enrich!`]; [`init!`] optionally receives the config.
+//! [`filter!`] or [`enrich!`]; [`init!`] optionally receives the config;
+//! [`fields!`] (or [`fields_fn!`]) optionally declares the field groups it
+//! reads.
 //!
 //! ```ignore
 //! #![no_std]
@@ -29,6 +31,15 @@ pub const ERR_GENERIC: i32 = -1;
 pub const ERR_BAD_INPUT: i32 = -2;
 pub const ERR_OOM: i32 = -3;
 pub const ERR_CONFIG: i32 = -4;
+
+/// Field groups for [`fields!`] (the `snk_fields` export): the host sends
+/// in each record only the fields of the groups a plugin declares; the
+/// record frame (ts, name, correlation id) is always sent.
+pub const FIELDS_MEASUREMENTS: i32 = 1;
+pub const FIELDS_METADATA: i32 = 2;
+pub const FIELDS_HOST_CONTEXT: i32 = 4;
+/// Every field: what a plugin that declares nothing is sent.
+pub const FIELDS_ALL: i32 = 7;
 
 /// The host's limit of patch operations per event.
 pub const MAX_PATCHES: usize = 64;
@@ -724,6 +735,42 @@ macro_rules! init {
         #[no_mangle]
         pub extern "C" fn snk_init(cfg_len: u32) -> i32 {
             $crate::abi_init(cfg_len, $f)
+        }
+    };
+}
+
+/// Exports `snk_fields`: declares the field groups the plugin reads, an OR
+/// of the `FIELDS_*` constants (0: name, timestamp and correlation id only),
+/// e.g. `snakepipe::fields!(snakepipe::FIELDS_MEASUREMENTS);`. The host then
+/// sends only those fields, so it encodes less per event. The value is a
+/// constant, checked when the plugin is compiled (for one that depends on
+/// the config, see [`fields_fn!`]). Without either macro the module has no
+/// `snk_fields` export and is sent every field.
+#[macro_export]
+macro_rules! fields {
+    ($groups:expr) => {
+        #[no_mangle]
+        pub extern "C" fn snk_fields() -> i32 {
+            const GROUPS: i32 = $groups;
+            const _: () = assert!(
+                GROUPS & !$crate::FIELDS_ALL == 0,
+                "snakepipe::fields!: not an OR of FIELDS_MEASUREMENTS, FIELDS_METADATA, FIELDS_HOST_CONTEXT"
+            );
+            GROUPS
+        }
+    };
+}
+
+/// Exports `snk_fields` answered by `fn groups() -> i32` at run time: the
+/// host calls it once per instance after `snk_init` succeeded, so it may
+/// return what `init` read from the config. Not checked here: a value with
+/// a bit other than the `FIELDS_*` ones makes the host refuse the plugin.
+#[macro_export]
+macro_rules! fields_fn {
+    ($f:path) => {
+        #[no_mangle]
+        pub extern "C" fn snk_fields() -> i32 {
+            $f()
         }
     };
 }
