@@ -13,6 +13,9 @@ func snkInBuf(min uint32) uint32 { return InBuf(min) }
 //go:wasmexport snk_init
 func snkInit(cfgLen uint32) int32 { return Init(cfgLen) }
 
+//go:wasmexport snk_fields
+func snkFields() int32 { return int32(DeclaredFields()) }
+
 //go:wasmexport snk_close
 func snkClose() { Close() }
 

@@ -14,6 +14,9 @@ import (
 var fastNS, slowNS int64 = 1000000, 100000000
 
 func init() {
+	// Only the duration measurement is read: the host need not send
+	// metadata or host context.
+	snk.DeclareFields(snk.Measurements)
 	snk.OnInit(func(cfg snk.Config) error {
 		if err := cfg.Only("fast_ns", "slow_ns"); err != nil {
 			return err

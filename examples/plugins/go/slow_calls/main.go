@@ -14,6 +14,9 @@ import (
 var minDuration int64
 
 func init() {
+	// Only the duration measurement is read: the host need not send
+	// metadata or host context.
+	snk.DeclareFields(snk.Measurements)
 	snk.OnInit(func(cfg snk.Config) error {
 		if err := cfg.Only("min_duration_ns"); err != nil {
 			return err
