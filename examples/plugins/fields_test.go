@@ -25,12 +25,19 @@ const (
 	fieldsAll          = 7
 )
 
-// fieldsLanguages are the SDK languages whose slow_calls and duration_class
-// examples declare the groups they read: measurements only (they read the
-// duration measurement and nothing else). One line per language.
-var fieldsLanguages = []string{
-	"c",
-	"zig",
+// declaringModules lists the modules of plugin (see modules) that declare
+// the groups they read: every SDK's slow_calls and duration_class, and
+// AssemblyScript's Str-key variant, declare measurements only (they read the
+// duration measurement and nothing else). The raw WAT example declares
+// nothing (it shows the minimal ABI).
+func declaringModules(plugin string) []string {
+	var out []string
+	for _, m := range modules(plugin) {
+		if m != "wat" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // fieldsUndeclared are modules that declare nothing: they must not export
@@ -45,8 +52,10 @@ var fieldsUndeclared = []string{
 // config "fields" (default fieldsAll): the declaration may depend on the
 // config, since the host asks after snk_init. One line per module.
 var fieldsFromConfig = []string{
-	"c/testdata/fields.wasm",   // SNAKEPIPE_FIELDS(expression)
-	"zig/testdata/fields.wasm", // exportFieldsFn
+	"c/testdata/fields.wasm",              // SNAKEPIPE_FIELDS(expression)
+	"zig/testdata/fields.wasm",            // exportFieldsFn
+	"assemblyscript/testdata/fields.wasm", // declareFields in onInit
+	"rust/testdata/fields.wasm",           // fields_fn!
 }
 
 // fieldsPath is path (relative to examples/plugins) after checking that it
@@ -83,8 +92,8 @@ func callFields(t *testing.T, g *guest) (groups uint32, ok bool) {
 // each golden config.
 func TestFieldsDeclared(t *testing.T) {
 	ctx := context.Background()
-	for _, lang := range fieldsLanguages {
-		for _, gc := range goldenCases {
+	for _, gc := range goldenCases {
+		for _, lang := range declaringModules(gc.plugin) {
 			t.Run(lang+"/"+gc.plugin+"/"+gc.name, func(t *testing.T) {
 				g, err := loadGuest(ctx, wasmPath(t, lang, gc.plugin), gc.cfg)
 				if err != nil {
@@ -225,7 +234,7 @@ func TestFieldsProjectedGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, lang := range fieldsLanguages {
+		for _, lang := range declaringModules(gc.plugin) {
 			t.Run(gc.plugin+"/"+gc.name+"/"+lang, func(t *testing.T) {
 				g, err := loadGuest(ctx, wasmPath(t, lang, gc.plugin), gc.cfg)
 				if err != nil {

@@ -1,4 +1,4 @@
-// fields: an AssemblyScript SDK test filter (fields_as_rust_test.go), not
+// fields: an AssemblyScript SDK test filter (fields_test.go), not
 // an example. It re-exports snk_fields and calls declareFields only from
 // onInit, with config "fields" (a decimal) when given: without it,
 // snk_fields must answer the SDK's default, FIELDS_ALL. A value with other

@@ -1,4 +1,4 @@
-//! fields: a Rust SDK test filter (fields_as_rust_test.go), not an example.
+//! fields: a Rust SDK test filter (fields_test.go), not an example.
 //! It declares the field groups named by config "fields" (a decimal,
 //! default FIELDS_ALL) with fields_fn!, which the host calls after
 //! snk_init. A value with other bits is passed on as it is (the host
