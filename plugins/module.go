@@ -72,7 +72,7 @@ var (
 	ErrABIVersion = errors.New("unsupported ABI version")
 	// ErrBadMeta: the snakepipe.meta custom section is malformed.
 	ErrBadMeta = errors.New("bad snakepipe.meta section")
-	// ErrInit: _initialize, snk_in_buf or snk_init failed.
+	// ErrInit: _initialize, snk_in_buf, snk_init or snk_fields failed.
 	ErrInit = errors.New("plugin initialisation failed")
 )
 
@@ -177,6 +177,7 @@ type module struct {
 	hasInitialize bool
 	hasInit       bool
 	hasClose      bool
+	hasFields     bool
 	minPages      uint32
 }
 
@@ -217,6 +218,7 @@ var optionalExports = map[string]sig{
 	"_initialize": {},
 	"snk_init":    {params: []api.ValueType{i32}, results: []api.ValueType{i32}},
 	"snk_close":   {},
+	"snk_fields":  {results: []api.ValueType{i32}},
 }
 
 func typeNames(ts []api.ValueType) []string {
@@ -316,6 +318,7 @@ func describe(cm wazero.CompiledModule, info *Info, m *module) []error {
 	m.hasInitialize = checkSig("_initialize", optionalExports["_initialize"], false)
 	m.hasInit = checkSig("snk_init", optionalExports["snk_init"], false)
 	m.hasClose = checkSig("snk_close", optionalExports["snk_close"], false)
+	m.hasFields = checkSig("snk_fields", optionalExports["snk_fields"], false)
 
 	mems := cm.ExportedMemories()
 	if mem, ok := mems["memory"]; !ok {

@@ -150,7 +150,7 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (_ TestSummary,
 				changes = diffEvents(&in[i], got)
 			}
 			o := EventOutcome{Line: start + i + 1, Name: in[i].Name}
-			sz, encOK := encodedSize(&in[i], nil)
+			sz, encOK := encodedSize(&in[i], ver.Fields, nil)
 			switch {
 			case sz > s.cfg.MaxEventBytes || !encOK:
 				sum.TooLarge++
