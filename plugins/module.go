@@ -142,9 +142,16 @@ type Info struct {
 	// ABIVersion is what snk_abi_version returned (0 if it could not run).
 	ABIVersion int32 `json:"abi_version"`
 	// Kinds are the kinds the module can serve (from its exports).
-	Kinds   []Kind     `json:"kinds"`
-	Exports []FuncInfo `json:"exports"`
-	Imports []FuncInfo `json:"imports"`
+	Kinds []Kind `json:"kinds"`
+	// Fields are the field groups a stage sends the module
+	// (docs/plugin-abi.md §5.1): FieldsAll without a snk_fields export,
+	// else what snk_fields returned in an instance started with an empty
+	// config; nil when that could not be found out (FieldsNote says why).
+	Fields *FieldGroups `json:"fields"`
+	// FieldsNote says where Fields comes from, or why it is unknown.
+	FieldsNote string     `json:"fields_note"`
+	Exports    []FuncInfo `json:"exports"`
+	Imports    []FuncInfo `json:"imports"`
 	// MemoryMinPages and MemoryMaxPages describe the exported memory
 	// (MemoryMaxPages 0 = no maximum declared).
 	MemoryMinPages uint32        `json:"memory_min_pages"`

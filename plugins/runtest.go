@@ -37,10 +37,12 @@ type TestOptions struct {
 
 // TestSummary is what RunTest found.
 type TestSummary struct {
-	Plugin        string         `json:"plugin"`
-	Kind          string         `json:"kind"`
-	SHA256        string         `json:"sha256"`
-	BatchSize     int            `json:"batch_size"`
+	Plugin    string `json:"plugin"`
+	Kind      string `json:"kind"`
+	SHA256    string `json:"sha256"`
+	BatchSize int    `json:"batch_size"`
+	// Fields are the field groups the plugin was sent (snk_fields).
+	Fields        FieldGroups    `json:"fields"`
 	Events        int            `json:"events"`
 	Kept          int            `json:"kept"`
 	Dropped       int            `json:"dropped"`
@@ -117,6 +119,12 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (_ TestSummary,
 		deadline = "no deadline (trusted)"
 	}
 	fmt.Fprintf(&b, "plugin %s: %s, sha256 %s, %s\n", opts.Path, ver.Kind, ver.SHA256[:16], deadline)
+	sum.Fields = ver.Fields
+	if s.cur.Load().mod.hasFields {
+		fmt.Fprintf(&b, "fields: %s (snk_fields() returned %d)\n", ver.Fields, ver.Fields)
+	} else {
+		fmt.Fprintf(&b, "fields: %s (no snk_fields export)\n", ver.Fields)
+	}
 
 	var firstErr error
 	for start := 0; start < len(events); start += opts.BatchSize {
