@@ -225,9 +225,9 @@ func TestRunTestFields(t *testing.T) {
 		line     string
 		tooLarge int
 	}{
-		{td("fields.wasm"), map[string]string{"fields": "1"}, "fields: measurements (snk_fields() returned 1)\n", 0},
-		{td("fields.wasm"), map[string]string{"fields": "6"}, "fields: metadata, host context (snk_fields() returned 6)\n", 1},
-		{td("enrich.wasm"), nil, "fields: all (no snk_fields export)\n", 1},
+		{td("fields.wasm"), map[string]string{"fields": "1"}, ", deadline 1s, fields measurements (snk_fields() returned 1)\n", 0},
+		{td("fields.wasm"), map[string]string{"fields": "6"}, ", deadline 1s, fields metadata, host context (snk_fields() returned 6)\n", 1},
+		{td("enrich.wasm"), nil, ", deadline 1s, fields all (no snk_fields export)\n", 1},
 	} {
 		t.Run(tc.line, func(t *testing.T) {
 			var out bytes.Buffer
