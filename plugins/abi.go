@@ -261,7 +261,7 @@ func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, fields FieldGro
 		if !put8to16(r, c+2, corr) {
 			putOther(r, c+2, corr)
 		}
-		ms, md := e.Measurements, e.Metadata
+		ms, md, o := e.Measurements, e.Metadata, e.Origin
 		if fields != FieldsAll {
 			if fields&FieldsMeasurements == 0 {
 				ms = nil
@@ -269,9 +269,12 @@ func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, fields FieldGro
 			if fields&FieldsMetadata == 0 {
 				md = nil
 			}
+			if fields&FieldsHostContext == 0 {
+				o = nil
+			}
 		}
 		nf := len(ms) + len(md)
-		if e.Origin != nil && fields&FieldsHostContext != 0 {
+		if o != nil {
 			nf += 4
 		}
 		putU16(r, q-2, uint16(nf))
@@ -331,7 +334,7 @@ func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, fields FieldGro
 		if (lens | nf) > math.MaxUint16 {
 			return off, n
 		}
-		if o := e.Origin; o != nil && fields&FieldsHostContext != 0 {
+		if o != nil {
 			blk := oc.enc
 			if oc.o != o {
 				blk = oc.block(o)
