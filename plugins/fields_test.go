@@ -87,6 +87,12 @@ func TestFieldsSentToGuest(t *testing.T) {
 			}
 		})
 	}
+	// The config reaches snk_init before snk_fields is called.
+	needCfg := cfgFor(td("fields_needcfg.wasm"))
+	needCfg.Config = map[string]string{"any": "x"}
+	if v, _ := mustStage(t, h, needCfg, stageOpts{}).Current(); v.Fields != FieldsMeasurements {
+		t.Errorf("fields_needcfg.wasm with a config: fields %d, want 1", v.Fields)
+	}
 	// Every instance asks snk_fields, not only the probe.
 	cfg := cfgFor(td("fields.wasm"))
 	cfg.Config = map[string]string{"fields": "5"}
@@ -258,6 +264,9 @@ func TestInspectFields(t *testing.T) {
 		{file: "fields_badsig.wasm", line: "fields:      unknown: snk_fields has the wrong signature\n",
 			problem: "bad exports: export snk_fields has signature (i32) -> i32, want () -> i32"},
 		{file: "initfail.wasm", line: "fields:      all (no snk_fields export)\n", fields: FieldsAll},
+		// snk_fields exists, but snk_init refuses an empty config: unknown, not a problem.
+		{file: "fields_needcfg.wasm", line: "fields:      unknown: no instance started with an empty config to call snk_fields in: " +
+			"plugin initialisation failed: snk_init returned -4 (config error): the plugin refused its config\n"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			info, err := Inspect(context.Background(), td(tc.file))
@@ -271,8 +280,8 @@ func TestInspectFields(t *testing.T) {
 			if !strings.Contains(b.String(), tc.line) {
 				t.Errorf("output lacks %q:\n%s", tc.line, b.String())
 			}
-			if tc.problem == "" && (info.Fields == nil || *info.Fields != tc.fields) {
-				t.Errorf("Fields %v, want %d", info.Fields, tc.fields)
+			if known := !strings.HasPrefix(tc.line, "fields:      unknown"); known && (info.Fields == nil || *info.Fields != tc.fields) || !known && info.Fields != nil {
+				t.Errorf("Fields %v, want %d (known %v)", info.Fields, tc.fields, known)
 			}
 			if got := strings.Join(info.Problems, "\n"); got != tc.problem {
 				t.Errorf("problems %q, want %q", got, tc.problem)
