@@ -263,6 +263,7 @@ func TestInspectFields(t *testing.T) {
 			problem: "plugin initialisation failed: snk_fields() returned 9: 8 is not a field group (1 measurements, 2 metadata, 4 host context)"},
 		{file: "fields_badsig.wasm", line: "fields:      unknown: snk_fields has the wrong signature\n",
 			problem: "bad exports: export snk_fields has signature (i32) -> i32, want () -> i32"},
+		{file: "notwasm.wasm", line: "fields:      unknown\n", problem: "not a valid WebAssembly module: no Wasm magic \\0asm at the start"},
 		{file: "initfail.wasm", line: "fields:      all (no snk_fields export)\n", fields: FieldsAll},
 		// snk_fields exists, but snk_init refuses an empty config: unknown, not a problem.
 		{file: "fields_needcfg.wasm", line: "fields:      unknown: no instance started with an empty config to call snk_fields in: " +

@@ -170,8 +170,10 @@ func (info Info) Write(w io.Writer) error {
 	fmt.Fprintf(&b, "kind:        %s\n", strings.Join(kinds, ", "))
 	if info.Fields != nil {
 		fmt.Fprintf(&b, "fields:      %s (%s)\n", *info.Fields, info.FieldsNote)
-	} else {
+	} else if info.FieldsNote != "" {
 		fmt.Fprintf(&b, "fields:      %s\n", info.FieldsNote)
+	} else {
+		b.WriteString("fields:      unknown\n") // not a module that compiles
 	}
 	mx := "none"
 	if info.MemoryMaxPages > 0 {
