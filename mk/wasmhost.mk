@@ -6,7 +6,7 @@ WASMHOST_TD := plugins/testdata
 .SECONDEXPANSION:
 WASMHOST_WAT := $(wildcard $(WASMHOST_TD)/*.wat)
 WASMHOST_WASM := $(WASMHOST_WAT:.wat=.wasm) \
-	$(WASMHOST_TD)/filter.wasm $(WASMHOST_TD)/enrich.wasm \
+	$(WASMHOST_TD)/filter.wasm $(WASMHOST_TD)/enrich.wasm $(WASMHOST_TD)/fields.wasm \
 	$(WASMHOST_TD)/swap_even.wasm $(WASMHOST_TD)/swap_odd.wasm \
 	examples/plugins/wat/filter.wasm
 WASMHOST_CFLAGS := --target=wasm32 -O2 -mbulk-memory -nostdlib -Wl,--no-entry -Wall -Werror
@@ -26,7 +26,7 @@ wasmhost-tools:
 	wat2wasm $< -o $@
 	if [ -f $*.meta.json ]; then $(WASMHOST_TD)/addmeta.sh $@ $*.meta.json; fi
 
-$(WASMHOST_TD)/filter.wasm $(WASMHOST_TD)/enrich.wasm: $(WASMHOST_TD)/%.wasm: $(WASMHOST_TD)/%.c $(WASMHOST_TD)/fixture.h | wasmhost-tools
+$(WASMHOST_TD)/filter.wasm $(WASMHOST_TD)/enrich.wasm $(WASMHOST_TD)/fields.wasm: $(WASMHOST_TD)/%.wasm: $(WASMHOST_TD)/%.c $(WASMHOST_TD)/fixture.h | wasmhost-tools
 	clang $(WASMHOST_CFLAGS) -o $@ $<
 
 $(WASMHOST_TD)/swap_even.wasm: $(WASMHOST_TD)/swap.c $(WASMHOST_TD)/fixture.h | wasmhost-tools

@@ -21,7 +21,7 @@ func TestRecordMatchesDocExample(t *testing.T) {
 		"010001000800000064", "0700000000000000", "04000100010000007478",
 	}, "")
 	buf := make([]byte, recordSize(&e))
-	n := encodeRecord(buf, &e, nil)
+	n := encodeRecord(buf, &e, FieldsAll, nil)
 	if got := hex.EncodeToString(buf[:n]); got != want || n != 48 {
 		t.Fatalf("record %s (%d bytes), want %s", got, n, want)
 	}
@@ -116,7 +116,7 @@ func FuzzRecordRoundTrip(f *testing.F) {
 			return
 		}
 		buf := make([]byte, recordSize(&e)+16)
-		n := encodeRecord(buf, &e, &originCache{})
+		n := encodeRecord(buf, &e, FieldsAll, &originCache{})
 		if n != recordSize(&e) {
 			t.Fatalf("wrote %d, size %d", n, recordSize(&e))
 		}

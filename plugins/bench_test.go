@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,14 +210,23 @@ func BenchmarkSwap(b *testing.B) {
 }
 
 // BenchmarkEncodeRecords: the host's encode alone (the events of
-// BenchmarkFilterStage into a 64 KiB buffer, as one chunk).
+// BenchmarkFilterStage into a 64 KiB buffer, as one chunk), by the field
+// groups sent: fields=all is a module without snk_fields (the figure this
+// benchmark gave before snk_fields), the others what a snk_fields
+// declaration asks for.
 func BenchmarkEncodeRecords(b *testing.B) {
+	for _, g := range []FieldGroups{FieldsAll, FieldsMeasurements | FieldsMetadata, FieldsMeasurements, 0} {
+		b.Run("fields="+strings.ReplaceAll(g.String(), ", ", "+"), func(b *testing.B) { benchEncode(b, g) })
+	}
+}
+
+func benchEncode(b *testing.B, fields FieldGroups) {
 	evs := benchEvents(64)
 	buf := make([]byte, defaultInBuf)
 	var oc originCache
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, n := encodeRecords(buf, evs, maxEventBytes, &oc); n != len(evs) {
+		if _, n := encodeRecords(buf, evs, maxEventBytes, fields, &oc); n != len(evs) {
 			b.Fatal("event refused")
 		}
 	}

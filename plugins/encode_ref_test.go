@@ -11,11 +11,12 @@ import (
 	"github.com/snakepipe/snakepipe/pipeline"
 )
 
-// refRecord is the reference encoder of one input record: docs/plugin-abi.md
-// §5.1 spelled out with appends, no tricks. The tuned encoder
-// (encodeRecord) must produce the same bytes; ok is false when the event
-// does not fit the format's u16 lengths or has an unset value.
-func refRecord(e *pipeline.Event) (rec []byte, ok bool) {
+// refRecord is the reference encoder of one input record with the field
+// groups fields: docs/plugin-abi.md §5.1 spelled out with appends, no
+// tricks. The tuned encoder (encodeRecord) must produce the same bytes; ok
+// is false when what is sent does not fit the format's u16 lengths or has
+// an unset value (a group not sent does not count).
+func refRecord(e *pipeline.Event, fields FieldGroups) (rec []byte, ok bool) {
 	le := binary.LittleEndian
 	u16 := func(n int) bool { return n <= math.MaxUint16 }
 	field := func(b []byte, kind byte, key string, val []byte) []byte {
@@ -35,15 +36,25 @@ func refRecord(e *pipeline.Event) (rec []byte, ok bool) {
 	b = append(b, e.Name...)
 	b = le.AppendUint16(b, uint16(len(e.CorrelationID)))
 	b = append(b, e.CorrelationID...)
-	nf := len(e.Measurements) + len(e.Metadata)
-	if e.Origin != nil {
+	ms, md, origin := e.Measurements, e.Metadata, e.Origin
+	if fields&FieldsMeasurements == 0 {
+		ms = nil
+	}
+	if fields&FieldsMetadata == 0 {
+		md = nil
+	}
+	if fields&FieldsHostContext == 0 {
+		origin = nil
+	}
+	nf := len(ms) + len(md)
+	if origin != nil {
 		nf += 4
 	}
 	if !u16(nf) {
 		return nil, false
 	}
 	b = le.AppendUint16(b, uint16(nf))
-	for _, m := range e.Measurements {
+	for _, m := range ms {
 		if !u16(len(m.Key)) {
 			return nil, false
 		}
@@ -58,13 +69,13 @@ func refRecord(e *pipeline.Event) (rec []byte, ok bool) {
 			return nil, false
 		}
 	}
-	for _, l := range e.Metadata {
+	for _, l := range md {
 		if !u16(len(l.Key)) {
 			return nil, false
 		}
 		b = field(b, fieldMeta, l.Key, []byte(l.Value))
 	}
-	if o := e.Origin; o != nil {
+	if o := origin; o != nil {
 		b = field(b, fieldContext, pipeline.KeyWorkerID, []byte(o.WorkerID))
 		b = field(b, fieldContext, pipeline.KeyPool, []byte(o.Pool))
 		b = field(b, fieldContext, pipeline.KeyHostname, []byte(o.Hostname))
@@ -74,46 +85,59 @@ func refRecord(e *pipeline.Event) (rec []byte, ok bool) {
 	return b, true
 }
 
-// encodeRecord encodes the one event e at the start of dst and returns
-// the bytes written, 0 if encodeRecords refused it.
-func encodeRecord(dst []byte, e *pipeline.Event, oc *originCache) int {
+// encodeRecord encodes the one event e with the field groups fields at
+// the start of dst and returns the bytes written, 0 if encodeRecords
+// refused it.
+func encodeRecord(dst []byte, e *pipeline.Event, fields FieldGroups, oc *originCache) int {
 	if oc == nil {
 		oc = &originCache{}
 	}
-	off, _ := encodeRecords(dst, []pipeline.Event{*e}, len(dst), oc)
+	off, _ := encodeRecords(dst, []pipeline.Event{*e}, len(dst), fields, oc)
 	return off
 }
 
-// checkEncode encodes e with encodeRecord into a dirty buffer and compares
-// the bytes with refRecord, the size with encodedSize, and checks that
-// every buffer too small for the record is refused.
+// checkEncode runs checkEncodeFields with every set of field groups, 0..7.
 func checkEncode(t *testing.T, e *pipeline.Event, shortBufs bool) {
 	t.Helper()
-	want, ok := refRecord(e)
-	size, sizeOK := encodedSize(e, nil)
+	for g := FieldGroups(0); g <= FieldsAll; g++ {
+		checkEncodeFields(t, e, g, shortBufs)
+	}
+}
+
+// checkEncodeFields encodes e with the field groups g with encodeRecord
+// into a dirty buffer and compares the bytes with refRecord, the size and
+// the encodability with encodedSize, and checks that every buffer too
+// small for the record is refused.
+func checkEncodeFields(t *testing.T, e *pipeline.Event, g FieldGroups, shortBufs bool) {
+	t.Helper()
+	want, ok := refRecord(e, g)
+	size, sizeOK := encodedSize(e, g, nil)
 	if sizeOK != ok {
-		t.Fatalf("encodedSize says encodable=%v, reference %v", sizeOK, ok)
+		t.Fatalf("fields %d: encodedSize says encodable=%v, reference %v", g, sizeOK, ok)
+	}
+	if cached, cachedOK := encodedSize(e, g, &originCache{}); cached != size || cachedOK != sizeOK {
+		t.Fatalf("fields %d: encodedSize with an origin cache says %d %v, without %d %v", g, cached, cachedOK, size, sizeOK)
 	}
 	var oc originCache
 	buf := bytes.Repeat([]byte{0xa5}, len(want)+64)
-	n := encodeRecord(buf, e, &oc)
+	n := encodeRecord(buf, e, g, &oc)
 	if !ok {
 		if n != 0 {
-			t.Fatalf("encoded an unencodable event (%d bytes)", n)
+			t.Fatalf("fields %d: encoded an unencodable event (%d bytes)", g, n)
 		}
 		return
 	}
 	if n != len(want) || size != n || !bytes.Equal(buf[:n], want) {
-		t.Fatalf("encodeRecord wrote %d bytes (encodedSize %d)\n got %x\nwant %x", n, size, buf[:n], want)
+		t.Fatalf("fields %d: encodeRecord wrote %d bytes (encodedSize %d)\n got %x\nwant %x", g, n, size, buf[:n], want)
 	}
-	if again := encodeRecord(buf, e, &oc); again != n || !bytes.Equal(buf[:n], want) { // origin now from the cache
-		t.Fatalf("second encode (cached origin) differs: %x", buf[:again])
+	if again := encodeRecord(buf, e, g, &oc); again != n || !bytes.Equal(buf[:n], want) { // origin now from the cache
+		t.Fatalf("fields %d: second encode (cached origin) differs: %x", g, buf[:again])
 	}
 	if shortBufs {
 		for l := 0; l < n; l++ {
 			short := bytes.Repeat([]byte{0xa5}, l)
-			if got := encodeRecord(short[:l:l], e, &oc); got != 0 {
-				t.Fatalf("a %d-byte buffer took a %d-byte record (returned %d)", l, n, got)
+			if got := encodeRecord(short[:l:l], e, g, &oc); got != 0 {
+				t.Fatalf("fields %d: a %d-byte buffer took a %d-byte record (returned %d)", g, l, n, got)
 			}
 		}
 	}
@@ -205,17 +229,19 @@ func FuzzEncodeRecord(f *testing.F) {
 		}
 		checkEncode(t, &e, false)
 		// A buffer cut short anywhere: refused, or (if long enough) the same bytes.
-		want, ok := refRecord(&e)
-		l := int(cut) % (len(want) + 1)
-		buf := bytes.Repeat([]byte{0x5a}, l)
-		n := encodeRecord(buf[:l:l], &e, nil)
-		switch {
-		case !ok || l < len(want):
-			if n != 0 {
-				t.Fatalf("%d-byte buffer, %d-byte record (encodable %v): returned %d", l, len(want), ok, n)
+		for g := FieldGroups(0); g <= FieldsAll; g++ {
+			want, ok := refRecord(&e, g)
+			l := int(cut) % (len(want) + 1)
+			buf := bytes.Repeat([]byte{0x5a}, l)
+			n := encodeRecord(buf[:l:l], &e, g, nil)
+			switch {
+			case !ok || l < len(want):
+				if n != 0 {
+					t.Fatalf("fields %d: %d-byte buffer, %d-byte record (encodable %v): returned %d", g, l, len(want), ok, n)
+				}
+			case n != len(want) || !bytes.Equal(buf[:n], want):
+				t.Fatalf("fields %d: exact-size buffer: %x, want %x", g, buf[:n], want)
 			}
-		case n != len(want) || !bytes.Equal(buf[:n], want):
-			t.Fatalf("exact-size buffer: %x, want %x", buf[:n], want)
 		}
 	})
 }
@@ -239,7 +265,7 @@ func TestEncodeRecordsStopsAtRefusedEvent(t *testing.T) {
 	var want []byte
 	var sizes []int
 	for i := range evs {
-		rec, _ := refRecord(&evs[i])
+		rec, _ := refRecord(&evs[i], FieldsAll)
 		want = append(want, rec...)
 		sizes = append(sizes, len(rec))
 	}
@@ -259,7 +285,7 @@ func TestEncodeRecordsStopsAtRefusedEvent(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			buf := bytes.Repeat([]byte{0xa5}, tc.buf)
-			off, n := encodeRecords(buf, tc.evs, tc.maxRec, &originCache{})
+			off, n := encodeRecords(buf, tc.evs, tc.maxRec, FieldsAll, &originCache{})
 			if n != tc.wantN || off != tc.wantOff || !bytes.Equal(buf[:off], want[:off]) {
 				t.Fatalf("encoded %d events, %d bytes; want %d, %d\n got %x\nwant %x", n, off, tc.wantN, tc.wantOff, buf[:off], want[:tc.wantOff])
 			}

@@ -75,14 +75,61 @@ func (h *Host) Inspect(ctx context.Context, path string) (Info, error) {
 	if m.minPages > h.cfg.MemoryLimitPages {
 		problem(fmt.Errorf("memory: needs %d pages at start, over plugins.memory_limit_pages %d", m.minPages, h.cfg.MemoryLimitPages))
 	}
-	if len(errs) == 0 && m.minPages <= hardMaxPages {
+	loadable := len(errs) == 0 && m.minPages <= hardMaxPages
+	if loadable {
 		v, err := abiVersionOf(ctx, r, cm, m)
 		info.ABIVersion = v
 		if err != nil {
 			problem(err)
+			loadable = false
 		}
 	}
+	h.inspectFields(ctx, m, &info, loadable)
 	return info, nil
+}
+
+// inspectFields fills info.Fields and info.FieldsNote. snk_fields runs
+// after snk_init (its answer may depend on the config), so it is called in
+// an instance started as a stage starts one, with an empty config. A
+// failure of snk_fields itself is a problem; a failure before it (such as
+// snk_init refusing an empty config) only leaves the groups unknown.
+func (h *Host) inspectFields(ctx context.Context, m *module, info *Info, loadable bool) {
+	all := FieldsAll
+	switch {
+	case !m.hasFields && !hasExport(info.Exports, "snk_fields"):
+		info.Fields, info.FieldsNote = &all, "no snk_fields export"
+		return
+	case !m.hasFields:
+		info.FieldsNote = "unknown: snk_fields has the wrong signature"
+		return
+	case !loadable:
+		info.FieldsNote = "unknown: the module has problems"
+		return
+	}
+	plog := newPluginLog(hclog.NewNullLogger(), nil)
+	frame, _ := EncodeConfig(nil)
+	inst, err := newInstance(ctx, m, m.kinds[0], plog, h.cfg.MemoryLimitPages, defaultInBuf, frame)
+	var ferr *fieldsError
+	switch {
+	case errors.As(err, &ferr):
+		info.Problems = append(info.Problems, err.Error())
+		info.FieldsNote = "unknown: snk_fields failed"
+	case err != nil:
+		info.FieldsNote = "unknown: no instance started with an empty config to call snk_fields in: " + err.Error()
+	default:
+		g := inst.fields
+		inst.close(true, false)
+		info.Fields, info.FieldsNote = &g, fmt.Sprintf("snk_fields() returned %d with an empty config", g)
+	}
+}
+
+func hasExport(fs []FuncInfo, name string) bool {
+	for _, f := range fs {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // abiVersionOf instantiates cm, runs _initialize and snk_abi_version.
@@ -121,6 +168,13 @@ func (info Info) Write(w io.Writer) error {
 		kinds[i] = k.String()
 	}
 	fmt.Fprintf(&b, "kind:        %s\n", strings.Join(kinds, ", "))
+	if info.Fields != nil {
+		fmt.Fprintf(&b, "fields:      %s (%s)\n", *info.Fields, info.FieldsNote)
+	} else if info.FieldsNote != "" {
+		fmt.Fprintf(&b, "fields:      %s\n", info.FieldsNote)
+	} else {
+		b.WriteString("fields:      unknown\n") // not a module that compiles
+	}
 	mx := "none"
 	if info.MemoryMaxPages > 0 {
 		mx = fmt.Sprint(info.MemoryMaxPages)

@@ -79,6 +79,9 @@ type instance struct {
 
 	in, cap_ uint32
 	batches  uint64
+	// fields are the field groups the instance is sent: what its
+	// snk_fields returned, FieldsAll without that export.
+	fields FieldGroups
 
 	// scratch reused across batches
 	verdicts []byte
@@ -88,7 +91,7 @@ type instance struct {
 }
 
 // newInstance instantiates m anonymously and runs the ABI start sequence:
-// _initialize, snk_abi_version, snk_in_buf, snk_init(config).
+// _initialize, snk_abi_version, snk_in_buf, snk_init(config), snk_fields.
 func newInstance(ctx context.Context, m *module, kind Kind, plog *pluginLog, limitPages uint32, minCap uint32, cfgFrame []byte) (*instance, error) {
 	lm := &limitedMemory{limit: uint64(limitPages) * pageSize}
 	base := context.WithValue(context.Background(), logKey{}, plog)
@@ -183,6 +186,20 @@ func newInstance(ctx context.Context, m *module, kind Kind, plog *pluginLog, lim
 	} else if len(cfgFrame) > 2 {
 		return fail(fmt.Errorf("%w: the stage has a config, but the plugin exports no snk_init to receive it", ErrInit))
 	}
+	// snk_fields after snk_init, so that its answer may depend on the
+	// config; before the first batch, which is encoded with it.
+	inst.fields = FieldsAll
+	if m.hasFields {
+		res, err = call("snk_fields")
+		if err != nil {
+			return fail(fmt.Errorf("%w: %w", ErrInit, &fieldsError{fmt.Errorf("snk_fields: %w", err)}))
+		}
+		g, err := checkFields(int32(uint32(res[0])))
+		if err != nil {
+			return fail(fmt.Errorf("%w: %w", ErrInit, &fieldsError{err}))
+		}
+		inst.fields = g
+	}
 	name := "snk_filter"
 	if kind == KindEnrich {
 		name = "snk_enrich"
@@ -193,6 +210,15 @@ func newInstance(ctx context.Context, m *module, kind Kind, plog *pluginLog, lim
 	}
 	return inst, nil
 }
+
+// fieldsError is a failure of snk_fields (a trap, or a value with bits
+// that are not field groups). newInstance wraps it with ErrInit; Inspect
+// tells it from a failure before snk_fields (such as snk_init refusing an
+// empty config), which it does not count as a problem.
+type fieldsError struct{ err error }
+
+func (e *fieldsError) Error() string { return e.err.Error() }
+func (e *fieldsError) Unwrap() error { return e.err }
 
 // armDeadline starts the deadline of a call that must end within d and
 // returns the context to call with.

@@ -72,7 +72,7 @@ var (
 	ErrABIVersion = errors.New("unsupported ABI version")
 	// ErrBadMeta: the snakepipe.meta custom section is malformed.
 	ErrBadMeta = errors.New("bad snakepipe.meta section")
-	// ErrInit: _initialize, snk_in_buf or snk_init failed.
+	// ErrInit: _initialize, snk_in_buf, snk_init or snk_fields failed.
 	ErrInit = errors.New("plugin initialisation failed")
 )
 
@@ -142,9 +142,16 @@ type Info struct {
 	// ABIVersion is what snk_abi_version returned (0 if it could not run).
 	ABIVersion int32 `json:"abi_version"`
 	// Kinds are the kinds the module can serve (from its exports).
-	Kinds   []Kind     `json:"kinds"`
-	Exports []FuncInfo `json:"exports"`
-	Imports []FuncInfo `json:"imports"`
+	Kinds []Kind `json:"kinds"`
+	// Fields are the field groups a stage sends the module
+	// (docs/plugin-abi.md §5.1): FieldsAll without a snk_fields export,
+	// else what snk_fields returned in an instance started with an empty
+	// config; nil when that could not be found out (FieldsNote says why).
+	Fields *FieldGroups `json:"fields"`
+	// FieldsNote says where Fields comes from, or why it is unknown.
+	FieldsNote string     `json:"fields_note"`
+	Exports    []FuncInfo `json:"exports"`
+	Imports    []FuncInfo `json:"imports"`
 	// MemoryMinPages and MemoryMaxPages describe the exported memory
 	// (MemoryMaxPages 0 = no maximum declared).
 	MemoryMinPages uint32        `json:"memory_min_pages"`
@@ -177,6 +184,7 @@ type module struct {
 	hasInitialize bool
 	hasInit       bool
 	hasClose      bool
+	hasFields     bool
 	minPages      uint32
 }
 
@@ -217,6 +225,7 @@ var optionalExports = map[string]sig{
 	"_initialize": {},
 	"snk_init":    {params: []api.ValueType{i32}, results: []api.ValueType{i32}},
 	"snk_close":   {},
+	"snk_fields":  {results: []api.ValueType{i32}},
 }
 
 func typeNames(ts []api.ValueType) []string {
@@ -316,6 +325,7 @@ func describe(cm wazero.CompiledModule, info *Info, m *module) []error {
 	m.hasInitialize = checkSig("_initialize", optionalExports["_initialize"], false)
 	m.hasInit = checkSig("snk_init", optionalExports["snk_init"], false)
 	m.hasClose = checkSig("snk_close", optionalExports["snk_close"], false)
+	m.hasFields = checkSig("snk_fields", optionalExports["snk_fields"], false)
 
 	mems := cm.ExportedMemories()
 	if mem, ok := mems["memory"]; !ok {

@@ -37,10 +37,12 @@ type TestOptions struct {
 
 // TestSummary is what RunTest found.
 type TestSummary struct {
-	Plugin        string         `json:"plugin"`
-	Kind          string         `json:"kind"`
-	SHA256        string         `json:"sha256"`
-	BatchSize     int            `json:"batch_size"`
+	Plugin    string `json:"plugin"`
+	Kind      string `json:"kind"`
+	SHA256    string `json:"sha256"`
+	BatchSize int    `json:"batch_size"`
+	// Fields are the field groups the plugin was sent (snk_fields).
+	Fields        FieldGroups    `json:"fields"`
 	Events        int            `json:"events"`
 	Kept          int            `json:"kept"`
 	Dropped       int            `json:"dropped"`
@@ -116,7 +118,13 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (_ TestSummary,
 	if opts.Trusted {
 		deadline = "no deadline (trusted)"
 	}
-	fmt.Fprintf(&b, "plugin %s: %s, sha256 %s, %s\n", opts.Path, ver.Kind, ver.SHA256[:16], deadline)
+	sum.Fields = ver.Fields
+	fields := fmt.Sprintf("fields %s (snk_fields() returned %d)", ver.Fields, ver.Fields)
+	if !s.cur.Load().mod.hasFields {
+		fields = fmt.Sprintf("fields %s (no snk_fields export)", ver.Fields)
+	}
+	// One header line: tests that compare outputs drop it (its sha256 differs).
+	fmt.Fprintf(&b, "plugin %s: %s, sha256 %s, %s, %s\n", opts.Path, ver.Kind, ver.SHA256[:16], deadline, fields)
 
 	var firstErr error
 	for start := 0; start < len(events); start += opts.BatchSize {
@@ -150,7 +158,7 @@ func RunTest(ctx context.Context, w io.Writer, opts TestOptions) (_ TestSummary,
 				changes = diffEvents(&in[i], got)
 			}
 			o := EventOutcome{Line: start + i + 1, Name: in[i].Name}
-			sz, encOK := encodedSize(&in[i], nil)
+			sz, encOK := encodedSize(&in[i], ver.Fields, nil)
 			switch {
 			case sz > s.cfg.MaxEventBytes || !encOK:
 				sum.TooLarge++

@@ -279,6 +279,7 @@ func (s *Stage) prepare(ctx context.Context, bin []byte) (Version, error) {
 	if err != nil {
 		return Version{}, fmt.Errorf("probe: %w", err)
 	}
+	fields := probe.fields
 	if len(s.selfTest) > 0 {
 		b := &pipeline.Batch{Events: append([]pipeline.Event(nil), s.selfTest...)}
 		_, fk, err := s.runOn(probe, kind, b)
@@ -288,7 +289,7 @@ func (s *Stage) prepare(ctx context.Context, bin []byte) (Version, error) {
 			return Version{}, fmt.Errorf("self-test batch failed (%s): %w", fk, err)
 		}
 	}
-	info := Version{Plugin: s.name, Seq: s.host.nextSeq(s.seqKey), Path: s.path, SHA256: mod.sha, Kind: kind, Meta: mod.meta, LoadedAt: time.Now()}
+	info := Version{Plugin: s.name, Seq: s.host.nextSeq(s.seqKey), Path: s.path, SHA256: mod.sha, Kind: kind, Meta: mod.meta, Fields: fields, LoadedAt: time.Now()}
 	nv := newVersion(s, info, mod, probe)
 	ok = true
 	old := s.cur.Swap(nv)
@@ -298,7 +299,7 @@ func (s *Stage) prepare(ctx context.Context, bin []byte) (Version, error) {
 	if old != nil {
 		old.retire()
 	}
-	args := []any{"seq", info.Seq, "sha256", info.SHA256[:12], "kind", kind, "path", s.path}
+	args := []any{"seq", info.Seq, "sha256", info.SHA256[:12], "kind", kind, "fields", fields.String(), "path", s.path}
 	if info.Meta != nil {
 		args = append(args, "meta_name", info.Meta.Name, "meta_version", info.Meta.Version)
 	}
@@ -475,7 +476,7 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 			// One pass: encode straight into the view until an event is
 			// refused; only that one is measured, to tell "ends this
 			// chunk" from "oversize".
-			o, k := encodeRecords(view[off:], b.Events[i:], maxEv, &inst.origins)
+			o, k := encodeRecords(view[off:], b.Events[i:], maxEv, inst.fields, &inst.origins)
 			if sparse {
 				for j := range k {
 					idx = append(idx, int32(i+j))
@@ -485,7 +486,7 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 			if i == n {
 				break
 			}
-			if full, ok := encodedSize(&b.Events[i], &inst.origins); ok && full <= maxEv {
+			if full, ok := encodedSize(&b.Events[i], inst.fields, &inst.origins); ok && full <= maxEv {
 				break
 			}
 			if !sparse {

@@ -17,6 +17,9 @@ type Version struct {
 	SHA256 string
 	Kind   Kind
 	Meta   *Meta
+	// Fields are the field groups the version's plugin is sent (what
+	// snk_fields returned in the probe instance; FieldsAll without it).
+	Fields FieldGroups
 	// LoadedAt is when the version went live.
 	LoadedAt time.Time
 }

@@ -56,7 +56,7 @@ func TestPluginCommand(t *testing.T) {
 		{name: "test help", args: []string{"plugin", "test", "--help"}, code: 0, stdout: []string{"Usage: snakepipe plugin test PLUGIN.wasm --input FILE", "-config KEY=VALUE", "Examples:"}},
 
 		{name: "inspect wat example", args: []string{"plugin", "inspect", pluginFixture(t, "wat-example")}, code: 0,
-			stdout: []string{"abi version: 1\n", "kind:        filter\n", "memory:      2 pages initial (128 KiB), max none", `name="slow_calls"`,
+			stdout: []string{"abi version: 1\n", "kind:        filter\nfields:      all (no snk_fields export)\n", "memory:      2 pages initial (128 KiB), max none", `name="slow_calls"`,
 				"  snk_filter(i32, i32) -> i64\n", "  snk_init(i32) -> i32\n", "imports:\n  (none)\n", "status:      ok, loadable"}},
 		{name: "inspect C fixture imports", args: []string{"plugin", "inspect", pluginFixture(t, "logflood.wasm")}, code: 0,
 			stdout: []string{"  snakepipe_v1.log(i32, i32, i32)\n", "status:      ok"}},
@@ -67,16 +67,25 @@ func TestPluginCommand(t *testing.T) {
 			stdout: []string{"not a valid WebAssembly module: no Wasm magic"}},
 		{name: "inspect wrong abi", args: []string{"plugin", "inspect", pluginFixture(t, "wrongabi.wasm")}, code: 1,
 			stdout: []string{"abi version: 2", "snk_abi_version() returned 2, this host speaks ABI 1"}},
+		{name: "inspect declared fields", args: []string{"plugin", "inspect", pluginFixture(t, "fields.wasm")}, code: 0,
+			stdout: []string{"kind:        enrich\nfields:      all (snk_fields() returned 7 with an empty config)\n", "  snk_fields() -> i32\n", "status:      ok"}},
+		{name: "inspect bad fields", args: []string{"plugin", "inspect", pluginFixture(t, "fields_bad.wasm")}, code: 1,
+			stdout: []string{"fields:      unknown: snk_fields failed\n",
+				"problems:\n  - plugin initialisation failed: snk_fields() returned 9: 8 is not a field group (1 measurements, 2 metadata, 4 host context)\n"}},
 		{name: "inspect missing file", args: []string{"plugin", "inspect", "nope.wasm"}, code: 2, stderr: []string{"nope.wasm: no such file"}},
 		{name: "inspect no argument", args: []string{"plugin", "inspect", "--json"}, code: 2, stderr: []string{"missing PLUGIN.wasm argument"}},
 		{name: "inspect two arguments", args: []string{"plugin", "inspect", "a.wasm", "b.wasm"}, code: 2, stderr: []string{`unexpected argument "b.wasm"`}},
 
 		{name: "test filter with config", args: []string{"plugin", "test", pluginFixture(t, "wat-example"), "--config", "min_duration_ns=100", "--input", events}, code: 0,
-			stdout: []string{": filter, sha256 e77da9cbd4263eb8, deadline 1s\n", "#1  kept     python.call.stop\n#2  dropped  python.call.stop\n#3  kept     debug.noise\n#4  kept     other\n",
+			stdout: []string{": filter, sha256 e77da9cbd4263eb8, deadline 1s, fields all (no snk_fields export)\n", "#1  kept     python.call.stop\n#2  dropped  python.call.stop\n#3  kept     debug.noise\n#4  kept     other\n",
 				"summary: 4 events: 3 kept, 1 dropped, 0 changed; 0 failed batches; batch size 64; ", " ns/event"}},
 		{name: "test flags before plugin", args: []string{"plugin", "test", "--input", events, "--batch", "1", pluginFixture(t, "enrich.wasm")}, code: 0,
 			stdout: []string{"#1  changed  python.call.stop\n", `metadata speed: (none) -> "slow"`, `metadata secret: "s" -> (deleted)`,
 				"measurement duration_us: (none) -> 2000", "#3  dropped  debug.noise", "#4  kept     other", "batch size 1"}},
+		{name: "test declared fields", args: []string{"plugin", "test", pluginFixture(t, "fields.wasm"), "--config", "fields=1", "--input", events}, code: 0,
+			stdout: []string{", deadline 1s, fields measurements (snk_fields() returned 1)\n", "#1  changed  python.call.stop\n", `metadata seen: (none) -> "n=1 kinds=1"`}},
+		{name: "test bad fields", args: []string{"plugin", "test", pluginFixture(t, "fields.wasm"), "--config", "fields=9", "--input", events}, code: 1,
+			stderr: []string{"refused", "snk_fields() returned 9: 8 is not a field group (1 measurements, 2 metadata, 4 host context)"}},
 		{name: "test config refused", args: []string{"plugin", "test", pluginFixture(t, "wat-example"), "--config", "min_duration_ns=abc", "--input", events}, code: 1,
 			stderr: []string{"refused", "snk_init returned -4 (config error)"}},
 		{name: "test trap", args: []string{"plugin", "test", pluginFixture(t, "trap.wasm"), "--input", events}, code: 1,
@@ -95,7 +104,7 @@ func TestPluginCommand(t *testing.T) {
 			stdout: []string{": filter, sha256 ", "summary: 4 events"}},
 
 		{name: "test trusted", args: []string{"plugin", "test", "--trusted", pluginFixture(t, "wat-example"), "--config", "min_duration_ns=100", "--input", events}, code: 0,
-			stdout: []string{": filter, sha256 e77da9cbd4263eb8, no deadline (trusted)\n", "#2  dropped  python.call.stop\n", "summary: 4 events: 3 kept, 1 dropped"}},
+			stdout: []string{": filter, sha256 e77da9cbd4263eb8, no deadline (trusted), fields all (no snk_fields export)\n", "#2  dropped  python.call.stop\n", "summary: 4 events: 3 kept, 1 dropped"}},
 		{name: "test guest log on stderr", args: []string{"plugin", "test", pluginFixture(t, "logflood.wasm"), "--input", events}, code: 0,
 			stdout: []string{"#4  kept     other"}, stderr: []string{"[INFO]  guest: flooding the log\n"}},
 		{name: "test huge event", args: []string{"plugin", "test", pluginFixture(t, "wat-example"), "--config", "min_duration_ns=100", "--input",
@@ -156,6 +165,8 @@ func TestPluginJSON(t *testing.T) {
 				Params  []string `json:"params"`
 				Results []string `json:"results"`
 			} `json:"exports"`
+			Fields         *int            `json:"fields"`
+			FieldsNote     string          `json:"fields_note"`
 			MemoryMinPages int             `json:"memory_min_pages"`
 			Meta           *plugins.Meta   `json:"meta"`
 			Problems       []string        `json:"problems"`
@@ -169,6 +180,7 @@ func TestPluginJSON(t *testing.T) {
 			found = found || e.Name == "snk_filter" && strings.Join(e.Params, ",") == "i32,i32" && strings.Join(e.Results, ",") == "i64"
 		}
 		if info.ABIVersion != 1 || strings.Join(info.Kinds, ",") != "filter" || !found || info.MemoryMinPages != 2 ||
+			info.Fields == nil || *info.Fields != 7 || info.FieldsNote != "no snk_fields export" ||
 			info.Meta == nil || info.Meta.Name != "slow_calls" || info.Problems == nil || len(info.Problems) != 0 {
 			t.Errorf("%+v\n%s", info, stdout)
 		}

@@ -1,0 +1,15 @@
+;; snk_init refuses an empty config (cfg_len 2: no keys) with -4 and takes
+;; any other; snk_fields returns 1 (measurements). plugin inspect, which
+;; starts its instance with an empty config, cannot learn the groups.
+(module
+  (memory (export "memory") 5)
+  (func (export "snk_abi_version") (result i32) (i32.const 1))
+  (func (export "snk_in_buf") (param $min i32) (result i32)
+    (if (result i32) (i32.le_u (local.get $min) (i32.const 262144)) (then (i32.const 65536)) (else (i32.const 0))))
+  (func (export "snk_init") (param $len i32) (result i32)
+    (if (result i32) (i32.le_u (local.get $len) (i32.const 2)) (then (i32.const -4)) (else (i32.const 0))))
+  (func (export "snk_fields") (result i32) (i32.const 1))
+  ;; every verdict "keep" (1), n bytes at 0
+  (func (export "snk_filter") (param $n i32) (param $len i32) (result i64)
+    (memory.fill (i32.const 0) (i32.const 1) (local.get $n))
+    (i64.extend_i32_u (local.get $n))))
