@@ -111,6 +111,27 @@ func encodable(e *pipeline.Event) bool {
 	return ok
 }
 
+// sentParts returns the parts of e that a plugin reading the field groups
+// fields is sent (docs/plugin-abi.md §5.1); the rest are nil. encodedSize
+// and encodeRecords both take them from here, so they agree on what is
+// sent. The one test of fields against FieldsAll keeps the common case
+// (no snk_fields export) at one predictable branch per event.
+func sentParts(e *pipeline.Event, fields FieldGroups) (ms []pipeline.Measurement, md []pipeline.Label, o *pipeline.Origin) {
+	ms, md, o = e.Measurements, e.Metadata, e.Origin
+	if fields != FieldsAll {
+		if fields&FieldsMeasurements == 0 {
+			ms = nil
+		}
+		if fields&FieldsMetadata == 0 {
+			md = nil
+		}
+		if fields&FieldsHostContext == 0 {
+			o = nil
+		}
+	}
+	return ms, md, o
+}
+
 // encodedSize returns the size of e's record with the field groups fields
 // (including the rec_len field), and whether encodeRecords can encode it
 // (its lengths fit the format's u16 fields and every value it sends has a
@@ -127,16 +148,7 @@ func encodedSize(e *pipeline.Event, fields FieldGroups, oc *originCache) (int, b
 	// A length fits in u16 iff the OR of all lengths does.
 	lens := len(e.Name) | len(e.CorrelationID)
 	ok := true
-	ms, md, o := e.Measurements, e.Metadata, e.Origin
-	if fields&FieldsMeasurements == 0 {
-		ms = nil
-	}
-	if fields&FieldsMetadata == 0 {
-		md = nil
-	}
-	if fields&FieldsHostContext == 0 {
-		o = nil
-	}
+	ms, md, o := sentParts(e, fields)
 	for i := range ms {
 		m := &ms[i]
 		n += fieldHdrLen + len(m.Key)
@@ -265,18 +277,7 @@ func encodeRecords(dst []byte, evs []pipeline.Event, maxRec int, fields FieldGro
 		if !put8to16(r, c+2, corr) {
 			putOther(r, c+2, corr)
 		}
-		ms, md, o := e.Measurements, e.Metadata, e.Origin
-		if fields != FieldsAll {
-			if fields&FieldsMeasurements == 0 {
-				ms = nil
-			}
-			if fields&FieldsMetadata == 0 {
-				md = nil
-			}
-			if fields&FieldsHostContext == 0 {
-				o = nil
-			}
-		}
+		ms, md, o := sentParts(e, fields)
 		nf := len(ms) + len(md)
 		if o != nil {
 			nf += 4

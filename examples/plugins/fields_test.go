@@ -87,20 +87,26 @@ func callFields(t *testing.T, g *guest) (groups uint32, ok bool) {
 	return uint32(r[0]), true
 }
 
+// declaredFields loads the module at path with cfg (through _initialize
+// and snk_init) and calls its snk_fields; ok is false without the export.
+func declaredFields(t *testing.T, path string, cfg map[string]string) (groups uint32, ok bool) {
+	t.Helper()
+	g, err := loadGuest(context.Background(), path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	return callFields(t, g)
+}
+
 // TestFieldsDeclared: every SDK's slow_calls and duration_class export
 // snk_fields () -> i32 returning measurements only, after snk_init with
 // each golden config.
 func TestFieldsDeclared(t *testing.T) {
-	ctx := context.Background()
 	for _, gc := range goldenCases {
 		for _, lang := range declaringModules(gc.plugin) {
 			t.Run(lang+"/"+gc.plugin+"/"+gc.name, func(t *testing.T) {
-				g, err := loadGuest(ctx, wasmPath(t, lang, gc.plugin), gc.cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer g.close()
-				groups, ok := callFields(t, g)
+				groups, ok := declaredFields(t, wasmPath(t, lang, gc.plugin), gc.cfg)
 				if !ok {
 					t.Fatal("no snk_fields export")
 				}
@@ -115,15 +121,9 @@ func TestFieldsDeclared(t *testing.T) {
 // TestFieldsUndeclared: a module that declares nothing has no snk_fields
 // export, or one that returns every group.
 func TestFieldsUndeclared(t *testing.T) {
-	ctx := context.Background()
 	for _, path := range fieldsUndeclared {
 		t.Run(path, func(t *testing.T) {
-			g, err := loadGuest(ctx, fieldsPath(t, path), map[string]string{"key": "k"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.close()
-			if groups, ok := callFields(t, g); ok && groups != fieldsAll {
+			if groups, ok := declaredFields(t, fieldsPath(t, path), map[string]string{"key": "k"}); ok && groups != fieldsAll {
 				t.Errorf("snk_fields() = %d, want no export or %d", groups, fieldsAll)
 			}
 		})
@@ -134,7 +134,6 @@ func TestFieldsUndeclared(t *testing.T) {
 // what init set (every set of groups, 0 included), and every group when the
 // config says nothing.
 func TestFieldsDeclaredFromConfig(t *testing.T) {
-	ctx := context.Background()
 	for _, path := range fieldsFromConfig {
 		for set := uint32(0); set <= fieldsAll+1; set++ {
 			want, cfg := set, map[string]string{"fields": strconv.Itoa(int(set))}
@@ -142,12 +141,7 @@ func TestFieldsDeclaredFromConfig(t *testing.T) {
 				want, cfg = fieldsAll, nil // no config: the plugin's default
 			}
 			t.Run(path+"/"+strconv.Itoa(int(want))+"/cfg="+strconv.Itoa(len(cfg)), func(t *testing.T) {
-				g, err := loadGuest(ctx, fieldsPath(t, path), cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer g.close()
-				groups, ok := callFields(t, g)
+				groups, ok := declaredFields(t, fieldsPath(t, path), cfg)
 				if !ok {
 					t.Fatal("no snk_fields export")
 				}
