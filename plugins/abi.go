@@ -40,6 +40,10 @@ const (
 	actionHdrLen  = 4 // u8 op, u8 reserved, u16 nops
 	defaultInBuf  = 64 << 10
 	maxEventBytes = 256 << 10
+
+	// enrichResultPerEvent is the per-event part of the enrich result
+	// limit (docs/plugin-abi.md §5.2).
+	enrichResultPerEvent = 256
 )
 
 // FieldGroups is a set of the field groups of a record (docs/plugin-abi.md

@@ -87,7 +87,10 @@ func TestFieldsSentToGuest(t *testing.T) {
 			}
 		})
 	}
-	// The config reaches snk_init before snk_fields is called.
+	// A stage with a config starts a module whose snk_init refuses an empty
+	// one, and asks its snk_fields. (That snk_init runs first, with the
+	// config, is shown by the fields.wasm cases above: there snk_fields
+	// answers the config's value.)
 	needCfg := cfgFor(td("fields_needcfg.wasm"))
 	needCfg.Config = map[string]string{"any": "x"}
 	if v, _ := mustStage(t, h, needCfg, stageOpts{}).Current(); v.Fields != FieldsMeasurements {
@@ -268,6 +271,9 @@ func TestInspectFields(t *testing.T) {
 		// snk_fields exists, but snk_init refuses an empty config: unknown, not a problem.
 		{file: "fields_needcfg.wasm", line: "fields:      unknown: no instance started with an empty config to call snk_fields in: " +
 			"plugin initialisation failed: snk_init returned -4 (config error): the plugin refused its config\n"},
+		// snk_init traps: the error's wasm stack trace stays out of the one-line note.
+		{file: "fields_inittrap.wasm", line: "fields:      unknown: no instance started with an empty config to call snk_fields in: " +
+			"plugin initialisation failed: snk_init: wasm error: unreachable\nmemory:"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			info, err := Inspect(context.Background(), td(tc.file))
@@ -284,8 +290,60 @@ func TestInspectFields(t *testing.T) {
 			if known := !strings.HasPrefix(tc.line, "fields:      unknown"); known && (info.Fields == nil || *info.Fields != tc.fields) || !known && info.Fields != nil {
 				t.Errorf("Fields %v, want %d (known %v)", info.Fields, tc.fields, known)
 			}
+			if strings.Contains(info.FieldsNote, "\n") {
+				t.Errorf("FieldsNote has more than one line: %q", info.FieldsNote)
+			}
 			if got := strings.Join(info.Problems, "\n"); got != tc.problem {
 				t.Errorf("problems %q, want %q", got, tc.problem)
+			}
+		})
+	}
+}
+
+// TestEnrichResultLimitPerEvent: the enrich result limit has a per-event
+// part, so an enricher sent small records (here: no field group at all)
+// may still return a patch of up to 256 bytes per event; a result over the
+// limit is still a bad_output failure. fields.wasm appends config `pad`
+// bytes to each event's patch.
+func TestEnrichResultLimitPerEvent(t *testing.T) {
+	h := newTestHost(t)
+	const n = 1024
+	for _, tc := range []struct {
+		name   string
+		pad    int
+		events int
+		failed float64
+	}{
+		// ~19-byte records, ~226-byte patches: over 2×input + 64 KiB
+		// (~104 KiB for 231 KiB of patches), within the per-event part.
+		{"small_records_large_patches", 200, n, 0},
+		// one event, a patch of 70,000 bytes: over 2×19 + 256 + 64 KiB.
+		{"over_the_limit", 70000, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := cfgFor(td("fields.wasm"))
+			cfg.Config = map[string]string{"fields": "0", "pad": strconv.Itoa(tc.pad)}
+			m := pipeline.NewMetrics()
+			s := mustStage(t, h, cfg, stageOpts{metrics: m})
+			in := &pipeline.Batch{Events: make([]pipeline.Event, tc.events)}
+			for i := range in.Events {
+				in.Events[i] = ev("e", mi("duration", int64(i)))
+			}
+			out, err := s.Process(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := metric(t, m, "snakepipe_plugin_failures_total", "kind", "bad_output"); got != tc.failed {
+				t.Fatalf("bad_output failures %v, want %v", got, tc.failed)
+			}
+			if tc.failed != 0 {
+				return
+			}
+			want := "n=0 kinds=" + strings.Repeat("x", tc.pad)
+			for i, e := range out.Events {
+				if got, _ := e.Meta("seen"); got != want {
+					t.Fatalf("event %d: seen %q, want %q", i, got, want)
+				}
 			}
 		})
 	}

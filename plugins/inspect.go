@@ -115,7 +115,10 @@ func (h *Host) inspectFields(ctx context.Context, m *module, info *Info, loadabl
 		info.Problems = append(info.Problems, err.Error())
 		info.FieldsNote = "unknown: snk_fields failed"
 	case err != nil:
-		info.FieldsNote = "unknown: no instance started with an empty config to call snk_fields in: " + err.Error()
+		// First line only: a trap's error carries a wasm stack trace, and
+		// the note is one line of the text output (and of fields_note).
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		info.FieldsNote = "unknown: no instance started with an empty config to call snk_fields in: " + msg
 	default:
 		g := inst.fields
 		inst.close(true, false)

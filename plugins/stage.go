@@ -519,8 +519,12 @@ func (s *Stage) runOn(inst *instance, kind Kind, b *pipeline.Batch) (runResult, 
 			}
 			continue
 		}
-		if len(out) > 2*off+65536 {
-			return res, failBadOutput, fmt.Errorf("%w: enrich result is %d bytes for %d input bytes (limit 2×input+64KiB)", ErrBadOutput, len(out), off)
+		// The per-event allowance keeps the limit meaningful for small
+		// records: a plugin that declares few field groups (snk_fields) is
+		// sent far fewer bytes than the patches it may return.
+		if limit := 2*off + enrichResultPerEvent*cnt + 65536; len(out) > limit {
+			return res, failBadOutput, fmt.Errorf("%w: enrich result is %d bytes for %d events of %d input bytes (limit 2×input + %d×events + 64KiB = %d)",
+				ErrBadOutput, len(out), cnt, off, enrichResultPerEvent, limit)
 		}
 		acts, err := decodeActions(out, cnt, inst.acts)
 		inst.acts = acts
