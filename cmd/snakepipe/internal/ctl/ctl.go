@@ -35,7 +35,7 @@ Commands:
   policy get [SELECTOR]         show the policy held at a selector and the effective one
   policy set [SELECTOR] FLAGS   change the policy (see 'snakepipe ctl policy set -h')
   policy reset [SELECTOR|--all] drop runtime changes, back to the config file's policy
-  plugins                       list Wasm plugins and their versions
+  plugins                       list Wasm plugins: versions, fields sent, state
   plugin reload NAME            compile, check and swap in a plugin's file
   config reload                 load the config again and apply what changed (as SIGHUP)
   stats                         the pipeline's own metrics
