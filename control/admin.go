@@ -81,8 +81,12 @@ type WorkerInfo struct {
 // PluginInfo describes a loaded Wasm plugin.
 type PluginInfo struct {
 	Name, Path, Kind, SHA256, State, LastError string
-	Version, Failures                          uint64
-	Loaded                                     time.Time
+	// Fields names the field groups the live version is sent, as the
+	// plugin host spells them ("all", "measurements", ...): an operator
+	// sees why a plugin does not see a field without reading its source.
+	Fields            string
+	Version, Failures uint64
+	Loaded            time.Time
 }
 
 // ErrUnknownPlugin is returned by PluginManager.Reload for a name it does
@@ -527,7 +531,7 @@ func pluginToPB(p PluginInfo) *pb.PluginInfo {
 		loaded = p.Loaded.UnixNano()
 	}
 	return &pb.PluginInfo{Name: p.Name, Path: p.Path, Kind: p.Kind, Sha256: p.SHA256, Version: p.Version,
-		LoadedUnixNs: loaded, State: p.State, Failures: p.Failures, LastError: p.LastError}
+		LoadedUnixNs: loaded, State: p.State, Failures: p.Failures, LastError: p.LastError, Fields: p.Fields}
 }
 
 func (s *adminService) ListPlugins(context.Context, *pb.ListPluginsRequest) (*pb.ListPluginsResponse, error) {

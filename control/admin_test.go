@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/snakepipe/snakepipe/pipeline"
 	pb "github.com/snakepipe/snakepipe/proto/snakepipe/v1"
@@ -131,6 +132,61 @@ func TestAdminPolicyAndWorkers(t *testing.T) {
 	}
 	if _, err := f.client.ReloadPlugin(ctx, &pb.ReloadPluginRequest{Name: "x"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("reload with no plugins: %v", err)
+	}
+}
+
+// fakePlugins is a PluginManager holding a fixed list; Reload returns the
+// named entry with its version one higher.
+type fakePlugins []PluginInfo
+
+func (f fakePlugins) Plugins() []PluginInfo { return f }
+
+func (f fakePlugins) Reload(_ context.Context, name string) (PluginInfo, error) {
+	for _, p := range f {
+		if p.Name == name {
+			p.Version++
+			return p, nil
+		}
+	}
+	return PluginInfo{}, fmt.Errorf("%w: %s", ErrUnknownPlugin, name)
+}
+
+// TestAdminPlugins: ListPlugins and ReloadPlugin carry every field of a
+// PluginInfo, the field groups a plugin is sent among them; an unknown
+// name is NotFound.
+func TestAdminPlugins(t *testing.T) {
+	loaded := time.Unix(1700000000, 5)
+	plugins := fakePlugins{
+		{Name: "wasm/a", Path: "/p/a.wasm", Kind: "filter", SHA256: "aa", State: "running", Fields: "measurements", Version: 3, Loaded: loaded},
+		{Name: "wasm/b", Path: "/p/b.wasm", Kind: "enrich", SHA256: "bb", State: "failing", LastError: "trap", Failures: 2, Fields: "all", Version: 1},
+	}
+	f := startAdminWith(t, loopbackCfg(), func(d *AdminDeps) { d.Plugins = plugins })
+	ctx := context.Background()
+	list, err := f.client.ListPlugins(ctx, &pb.ListPluginsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*pb.PluginInfo{
+		{Name: "wasm/a", Path: "/p/a.wasm", Kind: "filter", Sha256: "aa", State: "running", Fields: "measurements", Version: 3, LoadedUnixNs: loaded.UnixNano()},
+		{Name: "wasm/b", Path: "/p/b.wasm", Kind: "enrich", Sha256: "bb", State: "failing", LastError: "trap", Failures: 2, Fields: "all", Version: 1},
+	}
+	if len(list.Plugins) != len(want) {
+		t.Fatalf("ListPlugins = %v, want %v", list.Plugins, want)
+	}
+	for i := range want {
+		if !proto.Equal(list.Plugins[i], want[i]) {
+			t.Errorf("ListPlugins[%d] = %v, want %v", i, list.Plugins[i], want[i])
+		}
+	}
+	resp, err := f.client.ReloadPlugin(ctx, &pb.ReloadPluginRequest{Name: "wasm/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := resp.GetPlugin(); p.GetName() != "wasm/a" || p.GetVersion() != 4 || p.GetFields() != "measurements" {
+		t.Errorf("ReloadPlugin(wasm/a) = %v", p)
+	}
+	if _, err := f.client.ReloadPlugin(ctx, &pb.ReloadPluginRequest{Name: "wasm/nope"}); status.Code(err) != codes.NotFound {
+		t.Errorf("ReloadPlugin(wasm/nope): %v, want NotFound", err)
 	}
 }
 

@@ -1057,9 +1057,17 @@ func TestCtlEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// fields.wasm declares the field groups of its config value `fields`
+	// (1: measurements); filter.wasm has no snk_fields, so it is sent all.
+	fieldsWasm, err := filepath.Abs("../../plugins/testdata/fields.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	yaml := strings.Replace(fileSinkConfig(dir, ""), "    sinks: [file/all]", "    stages: [wasm/slow]\n    sinks: [file/all]", 1) +
-		fmt.Sprintf("stages:\n  wasm/slow:\n    path: %s\n    config: {min_duration_ns: \"0\"}\nplugins: {cache: false, watch: false}\n", wasm)
+	yaml := strings.Replace(fileSinkConfig(dir, ""), "    sinks: [file/all]", "    stages: [wasm/slow, wasm/fields]\n    sinks: [file/all]", 1) +
+		fmt.Sprintf("stages:\n  wasm/slow:\n    path: %s\n    config: {min_duration_ns: \"0\"}\n"+
+			"  wasm/fields:\n    path: %s\n    kind: enrich\n    config: {fields: \"1\"}\n"+
+			"plugins: {cache: false, watch: false}\n", wasm, fieldsWasm)
 	svc := runningService(t, yaml, "SNAKEPIPE_ADMIN__LISTEN=127.0.0.1:0")
 	admin := svc.AdminAddr()
 	ctl := func(args ...string) (string, string) {
@@ -1153,16 +1161,33 @@ func TestCtlEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "wasm/slow") || !strings.Contains(out, "filter.wasm") {
 		t.Errorf("ctl plugins:\n%s", out)
 	}
+	// FIELDS is a column of the table: each plugin's row has its groups
+	// under it (the rows are sorted by name).
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	if len(rows) != 3 {
+		t.Fatalf("ctl plugins printed %d lines, want a header and 2 rows:\n%s", len(rows), out)
+	}
+	col := strings.Index(rows[0], "FIELDS")
+	for i, want := range map[int]string{1: "measurements", 2: "all"} {
+		if col < 0 || len(rows[i]) < col || !strings.HasPrefix(rows[i][col:], want+" ") {
+			t.Errorf("ctl plugins: row %d lacks %q under FIELDS:\n%s", i, want, out)
+		}
+	}
+	if !strings.HasPrefix(rows[1], "wasm/fields ") || !strings.HasPrefix(rows[2], "wasm/slow ") {
+		t.Errorf("ctl plugins rows are not wasm/fields, wasm/slow:\n%s", out)
+	}
 	type pluginList struct {
 		Plugins []struct {
 			Name    string `json:"name"`
 			Version string `json:"version"`
 			SHA256  string `json:"sha256"`
+			Fields  string `json:"fields"`
 		} `json:"plugins"`
 	}
 	var before, after pluginList
 	ctlJSON(&before, "plugins")
-	if len(before.Plugins) != 1 || before.Plugins[0].Name != "wasm/slow" || before.Plugins[0].SHA256 == "" {
+	if len(before.Plugins) != 2 || before.Plugins[1].Name != "wasm/slow" || before.Plugins[1].SHA256 == "" ||
+		before.Plugins[1].Fields != "all" || before.Plugins[0].Name != "wasm/fields" || before.Plugins[0].Fields != "measurements" {
 		t.Fatalf("ctl --json plugins = %+v", before)
 	}
 	reloads := func() float64 {
@@ -1173,15 +1198,25 @@ func TestCtlEndToEnd(t *testing.T) {
 		t.Errorf("plugin loads after start = %v, want 1", r)
 	}
 	out, _ = ctl("plugin", "reload", "wasm/slow")
-	if !strings.Contains(out, "reloaded wasm/slow") {
+	if !strings.Contains(out, "reloaded wasm/slow") || !strings.Contains(out, "fields all)") {
 		t.Errorf("ctl plugin reload:\n%s", out)
 	}
 	if r := reloads(); r != 2 {
 		t.Errorf("plugin loads after ctl plugin reload = %v, want 2", r)
 	}
 	ctlJSON(&after, "plugins")
-	if len(after.Plugins) != 1 || after.Plugins[0].Version == before.Plugins[0].Version {
+	if len(after.Plugins) != 2 || after.Plugins[1].Version == before.Plugins[1].Version {
 		t.Errorf("plugin version %+v after reload, was %+v", after, before)
+	}
+	var reloaded struct {
+		Plugin struct {
+			Name   string `json:"name"`
+			Fields string `json:"fields"`
+		} `json:"plugin"`
+	}
+	ctlJSON(&reloaded, "plugin", "reload", "wasm/fields")
+	if reloaded.Plugin.Name != "wasm/fields" || reloaded.Plugin.Fields != "measurements" {
+		t.Errorf("ctl --json plugin reload wasm/fields = %+v", reloaded)
 	}
 	if code, _, stderr := runCLI(t, nil, "ctl", "--admin", admin, "plugin", "reload", "wasm/nope"); code != 1 || !strings.Contains(stderr, "NotFound") {
 		t.Errorf("ctl plugin reload of an unknown plugin: exit %d, %s", code, stderr)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -307,6 +308,7 @@ func pluginInfo(v plugins.Version) control.PluginInfo {
 		Path:    v.Path,
 		Kind:    v.Kind.String(),
 		SHA256:  v.SHA256,
+		Fields:  v.Fields.String(),
 		State:   "running",
 		Version: v.Seq,
 		Loaded:  v.LoadedAt,
@@ -319,6 +321,11 @@ func (p pluginManager) Plugins() []control.PluginInfo {
 	for _, v := range vs {
 		out = append(out, pluginInfo(v))
 	}
+	// The host keeps its stages in a map: sorted, a listing is the same
+	// from one call to the next.
+	slices.SortFunc(out, func(a, b control.PluginInfo) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version))
+	})
 	return out
 }
 

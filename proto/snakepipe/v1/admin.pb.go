@@ -725,16 +725,23 @@ func (*ListPluginsRequest) Descriptor() ([]byte, []int) {
 }
 
 type PluginInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
-	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	Sha256        string                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	Version       uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
-	LoadedUnixNs  int64                  `protobuf:"varint,6,opt,name=loaded_unix_ns,json=loadedUnixNs,proto3" json:"loaded_unix_ns,omitempty"`
-	State         string                 `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
-	Failures      uint64                 `protobuf:"varint,8,opt,name=failures,proto3" json:"failures,omitempty"`
-	LastError     string                 `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Path         string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Kind         string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	Sha256       string                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Version      uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	LoadedUnixNs int64                  `protobuf:"varint,6,opt,name=loaded_unix_ns,json=loadedUnixNs,proto3" json:"loaded_unix_ns,omitempty"`
+	State        string                 `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	Failures     uint64                 `protobuf:"varint,8,opt,name=failures,proto3" json:"failures,omitempty"`
+	LastError    string                 `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// fields names the field groups the live version is sent in each record
+	// (docs/plugin-abi.md §5.1, the plugin's snk_fields): "all" (also a
+	// plugin without snk_fields), "none", or the groups joined by ", " from
+	// "measurements", "metadata", "host context", e.g. "measurements" or
+	// "measurements, host context". The record frame (timestamp, name,
+	// correlation id) is always sent.
+	Fields        string `protobuf:"bytes,10,opt,name=fields,proto3" json:"fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -828,6 +835,13 @@ func (x *PluginInfo) GetFailures() uint64 {
 func (x *PluginInfo) GetLastError() string {
 	if x != nil {
 		return x.LastError
+	}
+	return ""
+}
+
+func (x *PluginInfo) GetFields() string {
+	if x != nil {
+		return x.Fields
 	}
 	return ""
 }
@@ -1406,7 +1420,7 @@ const file_snakepipe_v1_admin_proto_rawDesc = "" +
 	"\x05patch\x18\x02 \x01(\v2\x19.snakepipe.v1.PolicyPatchR\x05patch\x122\n" +
 	"\teffective\x18\x03 \x01(\v2\x14.snakepipe.v1.PolicyR\teffective\x12)\n" +
 	"\x10workers_notified\x18\x04 \x01(\rR\x0fworkersNotified\"\x14\n" +
-	"\x12ListPluginsRequest\"\xf1\x01\n" +
+	"\x12ListPluginsRequest\"\x89\x02\n" +
 	"\n" +
 	"PluginInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -1418,7 +1432,9 @@ const file_snakepipe_v1_admin_proto_rawDesc = "" +
 	"\x05state\x18\a \x01(\tR\x05state\x12\x1a\n" +
 	"\bfailures\x18\b \x01(\x04R\bfailures\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\t \x01(\tR\tlastError\"I\n" +
+	"last_error\x18\t \x01(\tR\tlastError\x12\x16\n" +
+	"\x06fields\x18\n" +
+	" \x01(\tR\x06fields\"I\n" +
 	"\x13ListPluginsResponse\x122\n" +
 	"\aplugins\x18\x01 \x03(\v2\x18.snakepipe.v1.PluginInfoR\aplugins\")\n" +
 	"\x13ReloadPluginRequest\x12\x12\n" +

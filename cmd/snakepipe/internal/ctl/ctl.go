@@ -35,7 +35,7 @@ Commands:
   policy get [SELECTOR]         show the policy held at a selector and the effective one
   policy set [SELECTOR] FLAGS   change the policy (see 'snakepipe ctl policy set -h')
   policy reset [SELECTOR|--all] drop runtime changes, back to the config file's policy
-  plugins                       list Wasm plugins and their versions
+  plugins                       list Wasm plugins: versions, fields sent, state
   plugin reload NAME            compile, check and swap in a plugin's file
   config reload                 load the config again and apply what changed (as SIGHUP)
   stats                         the pipeline's own metrics
@@ -161,7 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return printJSON(g.out, resp)
 		}
 		p := resp.GetPlugin()
-		fmt.Fprintf(g.out, "reloaded %s: version %d (sha256 %s)\n", p.GetName(), p.GetVersion(), short(p.GetSha256()))
+		fmt.Fprintf(g.out, "reloaded %s: version %d (sha256 %s, fields %s)\n", p.GetName(), p.GetVersion(), short(p.GetSha256()), orDash(p.GetFields()))
 		return nil
 	case "config":
 		if len(cargs) != 1 || cargs[0] != "reload" {
@@ -440,19 +440,25 @@ func plugins(ctx context.Context, g *globals, c pb.AdminClient) error {
 		return printJSON(g.out, resp)
 	}
 	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLUGIN\tKIND\tVERSION\tSTATE\tSHA256\tLOADED\tFAILURES\tPATH\tLAST ERROR")
+	fmt.Fprintln(tw, "PLUGIN\tKIND\tVERSION\tSTATE\tFIELDS\tSHA256\tLOADED\tFAILURES\tPATH\tLAST ERROR")
 	for _, p := range resp.Plugins {
 		loaded := "-"
 		if p.LoadedUnixNs > 0 {
 			loaded = time.Unix(0, p.LoadedUnixNs).Format(time.RFC3339)
 		}
-		le := p.LastError
-		if le == "" {
-			le = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Kind, p.Version, p.State, short(p.Sha256), loaded, p.Failures, p.Path, le)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Kind, p.Version, p.State, orDash(p.Fields),
+			short(p.Sha256), loaded, p.Failures, p.Path, orDash(p.LastError))
 	}
 	return tw.Flush()
+}
+
+// orDash fills an empty table cell (no error; a server too old to report a
+// plugin's fields) with "-", so that no column looks missing.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func stats(ctx context.Context, g *globals, c pb.AdminClient) error {
