@@ -62,6 +62,12 @@ $(ZIG_STAMP): $(ZIG_DIR)/package.json $(ZIG_DIR)/package-lock.json
 	cd $(ZIG_DIR) && npm ci --no-audit --no-fund
 	touch $@
 
+# examples/plugins/fields_compile_test.go compiles with these same tools
+# (test-go's plugin prerequisites install them first).
+test-go: export SNAKEPIPE_CLANG := $(CLANG)
+test-go: export SNAKEPIPE_RUSTC := $(RUSTC_WASM)
+test-go: export SNAKEPIPE_ZIG := $(abspath $(ZIG))
+
 wasmsdk-tools: | $(CLANG) $(WASM_LD) $(WAT2WASM) $(RUSTC_WASM) $(RUST_WASM_STD) $(ASC_STAMP) $(ZIG_STAMP) ## Install every guest toolchain
 
 # ---- Go (wasip1, c-shared reactor) --------------------------------------
