@@ -20,7 +20,7 @@ WASMSDK_OUTPUTS += $(WASMSDK_EX)/assemblyscript/slow_calls_str.wasm
 WASMSDK_C_TESTDATA := $(WASMSDK_EX)/c/testdata/lookups.wasm $(WASMSDK_EX)/c/testdata/fields.wasm
 WASMSDK_ZIG_TESTDATA := $(WASMSDK_EX)/zig/testdata/fields.wasm
 
-WASMSDK_AS_TESTDATA := $(WASMSDK_EX)/assemblyscript/testdata/fields.wasm
+WASMSDK_AS_TESTDATA := $(WASMSDK_EX)/assemblyscript/testdata/fields.wasm $(WASMSDK_EX)/assemblyscript/testdata/fields_unexported.wasm
 WASMSDK_RUST_TESTDATA := $(WASMSDK_EX)/rust/testdata/fields.wasm
 
 PLUGIN_TARGETS += $(WASMSDK_OUTPUTS) $(WASMSDK_C_TESTDATA) $(WASMSDK_ZIG_TESTDATA) $(WASMSDK_AS_TESTDATA) $(WASMSDK_RUST_TESTDATA)
