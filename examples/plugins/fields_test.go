@@ -279,7 +279,7 @@ func TestFieldsUnexportedWarns(t *testing.T) {
 			runStage(t, s, events, 2) // two batches: the warning comes once
 			n := 0
 			for _, line := range strings.Split(logs.String(), "\n") {
-				if strings.Contains(line, "declareFields(") {
+				if strings.Contains(line, "declareFields()") {
 					n++
 					if !strings.Contains(line, "[WARN]") || !strings.Contains(line, "re-export snk_fields") {
 						t.Errorf("warning line %q: want [WARN] and \"re-export snk_fields\"", line)

@@ -636,9 +636,9 @@ export function snk_fields(): i32 {
 // fieldsUnasked): the batch functions keep one test of a global.
 function warnFieldsUnasked(): void {
   fieldsUnasked = false;
-  logString(WARN, "declareFields(" + fieldGroups.toString() +
-    ") did nothing: the host did not call snk_fields after it, so it sends every field; " +
-    "re-export snk_fields from the entry file (and declare at top level or in onInit)");
+  // one literal (no number formatting or concatenation: less code)
+  logString(WARN, "declareFields() did nothing: the host did not call snk_fields after it, " +
+    "so it sends every field; re-export snk_fields from the entry file (and declare at top level or in onInit)");
 }
 
 export function snk_in_buf(min: u32): u32 {
