@@ -20,7 +20,7 @@ WASMSDK_OUTPUTS += $(WASMSDK_EX)/assemblyscript/slow_calls_str.wasm
 WASMSDK_C_TESTDATA := $(WASMSDK_EX)/c/testdata/lookups.wasm $(WASMSDK_EX)/c/testdata/fields.wasm
 WASMSDK_ZIG_TESTDATA := $(WASMSDK_EX)/zig/testdata/fields.wasm
 
-WASMSDK_AS_TESTDATA := $(WASMSDK_EX)/assemblyscript/testdata/fields.wasm
+WASMSDK_AS_TESTDATA := $(WASMSDK_EX)/assemblyscript/testdata/fields.wasm $(WASMSDK_EX)/assemblyscript/testdata/fields_unexported.wasm
 WASMSDK_RUST_TESTDATA := $(WASMSDK_EX)/rust/testdata/fields.wasm
 
 PLUGIN_TARGETS += $(WASMSDK_OUTPUTS) $(WASMSDK_C_TESTDATA) $(WASMSDK_ZIG_TESTDATA) $(WASMSDK_AS_TESTDATA) $(WASMSDK_RUST_TESTDATA)
@@ -61,6 +61,12 @@ $(ASC_STAMP): $(ASC_DIR)/package.json $(ASC_DIR)/package-lock.json
 $(ZIG_STAMP): $(ZIG_DIR)/package.json $(ZIG_DIR)/package-lock.json
 	cd $(ZIG_DIR) && npm ci --no-audit --no-fund
 	touch $@
+
+# examples/plugins/fields_compile_test.go compiles with these same tools
+# (test-go's plugin prerequisites install them first).
+test-go: export SNAKEPIPE_CLANG := $(CLANG)
+test-go: export SNAKEPIPE_RUSTC := $(RUSTC_WASM)
+test-go: export SNAKEPIPE_ZIG := $(abspath $(ZIG))
 
 wasmsdk-tools: | $(CLANG) $(WASM_LD) $(WAT2WASM) $(RUSTC_WASM) $(RUST_WASM_STD) $(ASC_STAMP) $(ZIG_STAMP) ## Install every guest toolchain
 

@@ -22,11 +22,12 @@ pub const kind_host_context: u8 = 5;
 
 /// Field groups, for exportFields (snk_fields, docs/plugin-abi.md): the
 /// host sends each record only the fields of the groups a plugin declares.
-pub const fields_measurements: u32 = 1; // kinds 1-3
-pub const fields_metadata: u32 = 2; // kind 4
-pub const fields_host_context: u32 = 4; // kind 5
+/// i32, as the export returns (and as the other SDKs' constants are).
+pub const fields_measurements: i32 = 1; // kinds 1-3
+pub const fields_metadata: i32 = 2; // kind 4
+pub const fields_host_context: i32 = 4; // kind 5
 /// Every field: also what no declaration means.
-pub const fields_all: u32 = 7;
+pub const fields_all: i32 = 7;
 
 pub const err_generic: i32 = -1;
 pub const err_bad_input: i32 = -2;
@@ -534,7 +535,7 @@ pub fn exportInit(comptime f: fn (*const Config) error{Config}!void) void {
 /// less to encode and copy per event. A lookup or fields() never sees a
 /// field of a group not declared. Without exportFields (or exportFieldsFn)
 /// there is no snk_fields export and the host sends every field.
-pub fn exportFields(comptime groups: u32) void {
+pub fn exportFields(comptime groups: i32) void {
     if (groups & ~fields_all != 0) {
         @compileError(std.fmt.comptimePrint("exportFields({d}): not a set of fields_measurements, fields_metadata, fields_host_context", .{groups}));
     }
@@ -547,11 +548,13 @@ pub fn exportFields(comptime groups: u32) void {
 }
 
 /// exportFields for an answer known only at run time (from the config):
-/// the host calls f once per instance, after snk_init succeeded.
-pub fn exportFieldsFn(comptime f: fn () u32) void {
+/// the host calls f once per instance, after snk_init succeeded. Not
+/// checked here: a value with a bit other than the fields_* ones makes the
+/// host refuse the plugin.
+pub fn exportFieldsFn(comptime f: fn () i32) void {
     const S = struct {
         fn fields() callconv(.C) i32 {
-            return @bitCast(f());
+            return f();
         }
     };
     @export(S.fields, .{ .name = "snk_fields", .linkage = .Strong });

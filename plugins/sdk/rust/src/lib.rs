@@ -761,9 +761,9 @@ macro_rules! fields {
     };
 }
 
-/// Exports `snk_fields` answered by `fn groups() -> i32` at run time: the
-/// host calls it once per instance after `snk_init` succeeded, so it may
-/// return what `init` read from the config. Not checked here: a value with
+/// `fields_fn!(f)` exports `snk_fields` answered at run time by the
+/// plugin's `fn f() -> i32`: the host calls it once per instance after
+/// `snk_init` succeeded, so it may return what `init` read from the config. Not checked here: a value with
 /// a bit other than the `FIELDS_*` ones makes the host refuse the plugin.
 #[macro_export]
 macro_rules! fields_fn {
