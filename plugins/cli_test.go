@@ -3,6 +3,7 @@ package plugins
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -123,5 +124,38 @@ func TestWATExampleMatchesReference(t *testing.T) {
 	want := "#1  kept     python.call.stop\n#2  dropped  python.call.stop\n#3  kept     python.call.stop\n#4  kept     python.call.start\n#5  kept     python.call.stop"
 	if wat != want {
 		t.Fatalf("got\n%s\nwant\n%s", wat, want)
+	}
+}
+
+// TestInspectJSONLists: `plugin inspect --json` writes empty lists as []
+// (a module without imports, a file that is not Wasm), and every export
+// as allowed (the allowlist is about imports).
+func TestInspectJSONLists(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"filter.wasm", []string{`"imports":[]`, `"problems":[]`, `"name":"snk_filter","params":["i32","i32"],"results":["i64"],"allowed":true`}},
+		{"notwasm.wasm", []string{`"kinds":[]`, `"exports":[]`, `"imports":[]`}},
+		{"forbidden.wasm", []string{`"allowed":false`}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			info, err := Inspect(context.Background(), td(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !bytes.Contains(b, []byte(w)) {
+					t.Errorf("JSON lacks %s:\n%s", w, b)
+				}
+			}
+			if bytes.Contains(b, []byte("null")) && tc.file != "notwasm.wasm" {
+				t.Errorf("JSON has a null:\n%s", b)
+			}
+		})
 	}
 }

@@ -121,7 +121,8 @@ type FuncInfo struct {
 	Name    string   `json:"name"`
 	Params  []string `json:"params"`
 	Results []string `json:"results"`
-	// Allowed is false for an import outside the allowlist.
+	// Allowed is false for an import outside the allowlist (always true
+	// for an export).
 	Allowed bool `json:"allowed"`
 }
 
@@ -160,6 +161,23 @@ type Info struct {
 	CompileTime    time.Duration `json:"compile_ns"`
 	// Problems are the reasons the module would be refused (empty: loadable).
 	Problems []string `json:"problems"`
+}
+
+// MarshalJSON writes Info with its lists as [] rather than null when they
+// are empty (a module with no imports, one that is not Wasm at all), so
+// that consumers of `snakepipe plugin inspect --json` need no null checks.
+func (i Info) MarshalJSON() ([]byte, error) {
+	type plain Info // without the method
+	p := plain(i)
+	p.Kinds, p.Exports, p.Imports, p.Problems = orEmpty(p.Kinds), orEmpty(p.Exports), orEmpty(p.Imports), orEmpty(p.Problems)
+	return json.Marshal(p)
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // module is a compiled module that passed the static checks.
@@ -288,7 +306,9 @@ func describe(cm wazero.CompiledModule, info *Info, m *module) []error {
 	sort.Strings(names)
 	for _, n := range names {
 		f := exports[n]
-		info.Exports = append(info.Exports, FuncInfo{Name: n, Params: typeNames(f.ParamTypes()), Results: typeNames(f.ResultTypes())})
+		// Allowed concerns imports only; an export is never refused for
+		// being one (a required export's signature is checked below).
+		info.Exports = append(info.Exports, FuncInfo{Name: n, Params: typeNames(f.ParamTypes()), Results: typeNames(f.ResultTypes()), Allowed: true})
 	}
 	checkSig := func(name string, want sig, required bool) bool {
 		f, ok := exports[name]
