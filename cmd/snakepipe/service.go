@@ -323,7 +323,9 @@ func (p pluginManager) Plugins() []control.PluginInfo {
 	}
 	// The host keeps its stages in a map: sorted, a listing is the same
 	// from one call to the next.
-	slices.SortFunc(out, func(a, b control.PluginInfo) int {
+	// Stable: one stage name in two pipelines gives rows with the same name
+	// and version, which keep their registration order.
+	slices.SortStableFunc(out, func(a, b control.PluginInfo) int {
 		return cmp.Or(strings.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version))
 	})
 	return out

@@ -24,10 +24,12 @@ func wasmTool(t *testing.T, env, fallback string) string {
 	if p == "" {
 		p = fallback
 	}
-	if _, err := os.Stat(p); err != nil {
+	// LookPath takes a path or a bare command name (SNAKEPIPE_CLANG=clang).
+	found, err := exec.LookPath(p)
+	if err != nil {
 		t.Fatalf("%s: %v (install the guest toolchains with `make wasmsdk-tools`, or set %s)", p, err, env)
 	}
-	abs, err := filepath.Abs(p) // the compilers run in a temporary directory
+	abs, err := filepath.Abs(found) // the compilers run in a temporary directory
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +162,14 @@ snakepipe::filter!(keep);
 // returns that constant (so the failures are the check's, not the
 // plugin's).
 func TestFieldsConstantCheckedAtCompile(t *testing.T) {
+	// The compilers read the SDK sources, and go test's result cache does
+	// not see files a child process reads: reading them here keys the
+	// cache on them, so an edit to an SDK check reruns this test.
+	for _, f := range []string{"c/snakepipe.h", "zig/snakepipe.zig", "rust/src/lib.rs"} {
+		if _, err := os.ReadFile(filepath.Join("..", "..", "plugins", "sdk", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, c := range fieldsSDKCases() {
 		t.Run(c.lang, func(t *testing.T) {
 			dir := t.TempDir()

@@ -736,7 +736,8 @@ type PluginInfo struct {
 	Failures     uint64                 `protobuf:"varint,8,opt,name=failures,proto3" json:"failures,omitempty"`
 	LastError    string                 `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// fields names the field groups the live version is sent in each record
-	// (docs/plugin-abi.md §5.1, the plugin's snk_fields): "all" (also a
+	// (docs/plugin-abi.md §5.1): what the plugin's snk_fields answered in the
+	// version's probe instance (each instance uses its own answer): "all" (also a
 	// plugin without snk_fields), "none", or the groups joined by ", " from
 	// "measurements", "metadata", "host context", e.g. "measurements" or
 	// "measurements, host context". The record frame (timestamp, name,
