@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/snakepipe/snakepipe/pipeline"
@@ -47,7 +46,8 @@ func declaringModules(plugin string) []string {
 var fieldsUndeclared = []string{
 	"c/testdata/lookups.wasm", // C SDK, no SNAKEPIPE_FIELDS
 	"wat/filter.wasm",         // the raw ABI example
-	// declareFields without the snk_fields re-export (TestFieldsUnexportedWarns)
+	// declareFields without the snk_fields re-export: the declaration does
+	// nothing (docs/plugin-sdks.md, AssemblyScript)
 	"assemblyscript/testdata/fields_unexported.wasm",
 }
 
@@ -252,43 +252,5 @@ func TestFieldsProjectedGolden(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-// TestFieldsUnexportedWarns: an AssemblyScript plugin that calls
-// declareFields but does not re-export snk_fields is sent every field (the
-// declaration did nothing); the SDK notices that the host never asked and
-// says so in a warning at the first batch, through the real host. A plugin
-// with the re-export logs no such warning.
-func TestFieldsUnexportedWarns(t *testing.T) {
-	h := newHost(t)
-	events := benchEvents(4)
-	for _, c := range []struct {
-		path string
-		warn bool
-	}{
-		{fieldsPath(t, "assemblyscript/testdata/fields_unexported.wasm"), true},
-		{wasmPath(t, "assemblyscript", "slow_calls"), false},
-	} {
-		t.Run(c.path, func(t *testing.T) {
-			var logs bytes.Buffer
-			s, err := loadStage(t, h, c.path, nil, false, &logs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			runStage(t, s, events, 2) // two batches: the warning comes once
-			n := 0
-			for _, line := range strings.Split(logs.String(), "\n") {
-				if strings.Contains(line, "declareFields()") {
-					n++
-					if !strings.Contains(line, "[WARN]") || !strings.Contains(line, "re-export snk_fields") {
-						t.Errorf("warning line %q: want [WARN] and \"re-export snk_fields\"", line)
-					}
-				}
-			}
-			if want := map[bool]int{true: 1, false: 0}[c.warn]; n != want {
-				t.Errorf("%d declareFields warnings, want %d; logs:\n%s", n, want, logs.String())
-			}
-		})
 	}
 }

@@ -1,5 +1,5 @@
 // fields_unexported: an AssemblyScript SDK test filter (fields_test.go),
-// not an example, with the mistake the SDK warns about: it calls
+// not an example, with the mistake the docs warn about: it calls
 // declareFields but its entry file does not re-export snk_fields, so the
 // host never asks and sends every field. It keeps every event.
 import {

@@ -606,40 +606,17 @@ export const FIELDS_ALL: i32 = 7;
 // snk_fields gets.
 let fieldGroups: i32 = FIELDS_ALL;
 
-// Set by declareFields, cleared when the host asks (snk_fields). Still set
-// at a batch: the host did not ask after the declaration, which then did
-// nothing. The usual cause is an entry file that does not re-export
-// snk_fields, which the SDK cannot see otherwise (a library cannot add or
-// check the entry file's exports); the first batch then logs a warning.
-let fieldsUnasked = false;
-
 /** declareFields declares the field groups the plugin reads (an OR of
  *  FIELDS_*; 0: name, timestamp and correlation id only). Call it at top
  *  level, or in onInit when the answer depends on the config: the host asks
  *  (snk_fields) after snk_init, before the first batch. It takes effect
- *  only if the entry file re-exports snk_fields; if not, the first batch
- *  logs a warning. A value with another bit is passed on as it is: the
- *  host then refuses the plugin, naming it. */
-export function declareFields(groups: i32): void {
-  fieldGroups = groups;
-  fieldsUnasked = true;
-}
+ *  only if the entry file re-exports snk_fields. A value with another bit
+ *  is passed on as it is: the host then refuses the plugin, naming it. */
+export function declareFields(groups: i32): void { fieldGroups = groups; }
 
 /** The snk_fields export: the groups declareFields set, FIELDS_ALL if never
  *  called. */
-export function snk_fields(): i32 {
-  fieldsUnasked = false;
-  return fieldGroups;
-}
-
-// warnFieldsUnasked logs, once, that a declaration did nothing (see
-// fieldsUnasked): the batch functions keep one test of a global.
-function warnFieldsUnasked(): void {
-  fieldsUnasked = false;
-  // one literal (no number formatting or concatenation: less code)
-  logString(WARN, "declareFields() did nothing: the host did not call snk_fields after it, " +
-    "so it sends every field; re-export snk_fields from the entry file (and declare at top level or in onInit)");
-}
+export function snk_fields(): i32 { return fieldGroups; }
 
 export function snk_in_buf(min: u32): u32 {
   if (min > inCap) {
@@ -690,7 +667,6 @@ function keepOne<F extends Filter>(p: usize, end: usize, o: usize, f: F): usize 
 // @ts-ignore: decorator
 @inline
 export function filterBatch<F extends Filter>(n: u32, len: u32, f: F): i64 {
-  if (fieldsUnasked) warnFieldsUnasked();
   if (len > inCap) return <i64>ERR_BAD_INPUT;
   outLen = 0;
   outErr = 0;
@@ -722,7 +698,6 @@ export function filterBatch<F extends Filter>(n: u32, len: u32, f: F): i64 {
 // @ts-ignore: decorator
 @inline
 export function enrichBatch<F extends Enricher>(n: u32, len: u32, f: F): i64 {
-  if (fieldsUnasked) warnFieldsUnasked();
   if (len > inCap) return <i64>ERR_BAD_INPUT;
   outLen = 0;
   outErr = 0;
