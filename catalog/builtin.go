@@ -17,6 +17,10 @@ var builtinYAML []byte
 // LayerUser is the Layer of events declared in the config file.
 const LayerUser = "user"
 
+// LayerHost is the Layer of snakepipe's own events (snakepipe.*): only the
+// host emits them, so Check rejects them from workers (ReasonHostEvent).
+const LayerHost = "snakepipe"
+
 // Layer is one group of built-in events (docs/catalog.md has one table per
 // layer).
 type Layer struct {

@@ -123,6 +123,8 @@ type eventDef struct {
 	types []Type
 	// index is set when there are many keys.
 	index map[string]int
+	// hostOnly: an event of LayerHost, which workers may not send.
+	hostOnly bool
 }
 
 // indexThreshold: events with more measurement keys than this get a map.
@@ -246,7 +248,7 @@ func (c *Catalog) add(ev EventConfig, layer string) {
 		Layer:       layer,
 		Description: ev.Description,
 		Metadata:    append([]string(nil), ev.Metadata...),
-	}}
+	}, hostOnly: layer == LayerHost}
 	for k, m := range ev.Measurements {
 		t, _ := ParseType(m.Type) // validated
 		d.Measurements = append(d.Measurements, MeasurementDef{Key: strings.Clone(k), Type: t, Unit: m.Unit})

@@ -61,6 +61,11 @@ func (c *Catalog) Check(ev *pipeline.Event) (Fixes, error) {
 		// only the ones that change anything are done, here and below.
 		ev.Name = d.Name
 	}
+	if d.hostOnly {
+		// snakepipe.* events report what the host saw; a worker's copy
+		// would pass for one (a fake plugin failure, a fake reload).
+		return fx, reject(ReasonHostEvent, d.Name, "")
+	}
 
 	switch sr := ev.SampleRate; {
 	case sr == 0:

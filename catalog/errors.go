@@ -49,6 +49,9 @@ var (
 	// control characters. Refuse the change. (Check drops such keys and
 	// reports FixBadKey.)
 	ErrBadKey = errors.New("bad metadata key")
+	// ErrHostEvent: a worker sent one of snakepipe's own events
+	// (snakepipe.*), which only the host emits.
+	ErrHostEvent = errors.New("event reserved for the host")
 )
 
 // Reason says why an event (or a plugin's change) was rejected. Its String
@@ -69,6 +72,7 @@ const (
 	ReasonReservedKey
 	ReasonKeyTooLong
 	ReasonBadKey
+	ReasonHostEvent
 	reasonEnd
 )
 
@@ -85,6 +89,7 @@ var reasonNames = [reasonEnd]string{
 	ReasonReservedKey:         "reserved_key",
 	ReasonKeyTooLong:          "key_too_long",
 	ReasonBadKey:              "bad_key",
+	ReasonHostEvent:           "host_event",
 }
 
 var reasonErrs = [reasonEnd]error{
@@ -100,6 +105,7 @@ var reasonErrs = [reasonEnd]error{
 	ReasonReservedKey:         ErrReservedKey,
 	ReasonKeyTooLong:          ErrKeyTooLong,
 	ReasonBadKey:              ErrBadKey,
+	ReasonHostEvent:           ErrHostEvent,
 }
 
 // String returns the reason's stable snake_case label ("unknown_event").

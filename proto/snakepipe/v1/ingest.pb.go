@@ -6,7 +6,7 @@
 //
 // Compatibility: Event fields 1-5 are wire-compatible with Snakepit's
 // snakepit.bridge.TelemetryEvent, and ControlMessage fields 1-3 with
-// snakepit.bridge.TelemetryControl (see snakepit_bridge.proto). Repeated
+// snakepit.bridge.TelemetryControl (see proto/snakepit/bridge/telemetry.proto). Repeated
 // key/value entry messages are wire-identical to proto3 maps, so a
 // TelemetryEvent encoded by Snakepit decodes as an Event and vice versa.
 
@@ -151,8 +151,8 @@ type Hello struct {
 	// in Welcome.protocol_version with the revision used on this stream.
 	// This file describes revision 1.
 	ProtocolVersion uint32 `protobuf:"varint,7,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
-	// Free labels describing the worker (model name, region, ...). Bounded by
-	// the host's metadata limits; never used as metric labels.
+	// Free labels describing the worker (model name, region, ...). At most
+	// 32 (docs/protocol.md §2, the Hello table); never used as metric labels.
 	Labels        []*MetadataEntry `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1267,9 +1267,10 @@ func (x *Welcome) GetStatsIntervalMs() uint32 {
 type RejectNotice struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Cumulative rejects by reason ("unknown_event", "unknown_measurement",
-	// "bad_value", ...).
+	// "bad_value_type", "unset_value", ...; docs/protocol.md §5).
 	Rejected map[string]uint64 `protobuf:"bytes,1,rep,name=rejected,proto3" json:"rejected,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// A few recently rejected unknown event names, so a typo is visible.
+	// A few recently rejected unknown event names (reason "unknown_event"),
+	// so a typo is visible.
 	RecentUnknownNames []string `protobuf:"bytes,2,rep,name=recent_unknown_names,json=recentUnknownNames,proto3" json:"recent_unknown_names,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache

@@ -6,7 +6,7 @@
 //
 // Compatibility: Event fields 1-5 are wire-compatible with Snakepit's
 // snakepit.bridge.TelemetryEvent, and ControlMessage fields 1-3 with
-// snakepit.bridge.TelemetryControl (see snakepit_bridge.proto). Repeated
+// snakepit.bridge.TelemetryControl (see proto/snakepit/bridge/telemetry.proto). Repeated
 // key/value entry messages are wire-identical to proto3 maps, so a
 // TelemetryEvent encoded by Snakepit decodes as an Event and vice versa.
 
