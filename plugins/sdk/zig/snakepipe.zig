@@ -77,6 +77,15 @@ fn rd32(b: []const u8, o: usize) usize {
 fn rd64(b: []const u8, o: usize) u64 {
     return std.mem.readIntLittle(u64, b[o..][0..8]);
 }
+inline fn ld16(p: [*]const u8) u32 {
+    return std.mem.readIntLittle(u16, p[0..2]);
+}
+inline fn ld32(p: [*]const u8) u32 {
+    return std.mem.readIntLittle(u32, p[0..4]);
+}
+inline fn ld64(p: [*]const u8) u64 {
+    return std.mem.readIntLittle(u64, p[0..8]);
+}
 
 /// One field: a measurement, a metadata entry or a host-context entry.
 pub const Field = struct {
@@ -177,32 +186,52 @@ pub const Event = struct {
     /// are compared only when the lengths match. The first 8 fields are
     /// visited without a Wasm loop (see eqBytes).
     pub inline fn find(e: *const Event, lo: u8, hi: u8, key: []const u8) ?Field {
+        const p = e.seek(lo, hi, key) orelse return null;
+        const h = ld64(p);
+        return Field{ .kind = @truncate(h), .key = p[8 .. 8 + key.len], .value = p[8 + key.len .. 8 + key.len + @as(usize, @intCast(h >> 32))] };
+    }
+    /// find's walk: the address of the field found (checked as find says),
+    /// or null. A pointer, not a ?Field: Zig keeps an optional struct
+    /// returned by an inline function in memory (stack stores and loads per
+    /// lookup), a nullable pointer stays in a register.
+    inline fn seek(e: *const Event, lo: u8, hi: u8, key: []const u8) ?[*]const u8 {
         if (hi < lo or key.len > 0xffff) return null;
         const want: u32 = (@as(u32, @intCast(key.len)) << 16) | lo;
         const span: u32 = hi - lo;
-        var b = e.area;
+        var p: [*]const u8 = e.area.ptr;
+        // bytes from p to the record end: a field fits when its size is at
+        // most room (one compare per field)
+        var room: u64 = e.area.len;
         var left = e.nfields;
-        inline for (0..9) |step| {
-            // steps 0-7 unrolled, then a loop for the rest
-            while (true) {
-                if (left == 0) return null;
-                const fh = fieldHeader(b) orelse {
-                    markBad();
-                    return null;
-                };
-                if ((@as(u32, @truncate(fh.h)) & 0xffff00ff) -% want <= span and eqBytes(b[8 .. 8 + key.len], key)) {
-                    if (!fieldOk(fh.h)) {
+        const h: u64 = found: {
+            inline for (0..9) |step| {
+                // steps 0-7 unrolled, then a loop for the rest
+                while (true) {
+                    if (left == 0) return null;
+                    if (room < 8) {
                         markBad();
                         return null;
                     }
-                    return fieldAt(b, fh.h, fh.size);
+                    const hw = ld64(p);
+                    const size = 8 + ((hw >> 16) & 0xffff) + (hw >> 32);
+                    if (size > room) {
+                        markBad();
+                        return null;
+                    }
+                    if ((@as(u32, @truncate(hw)) & 0xffff00ff) -% want <= span and eqBytes(p[8 .. 8 + key.len], key)) break :found hw;
+                    p += @as(usize, @intCast(size));
+                    room -= size;
+                    left -= 1;
+                    if (step < 8) break;
                 }
-                b = b[fh.size..];
-                left -= 1;
-                if (step < 8) break;
             }
+            unreachable;
+        };
+        if (!fieldOk(h)) {
+            markBad();
+            return null;
         }
-        unreachable;
+        return p;
     }
     pub fn measurement(e: *const Event, key: []const u8) ?Field {
         return e.find(kind_int, kind_string, key);
@@ -215,8 +244,10 @@ pub const Event = struct {
     }
     /// An int or float measurement (null when absent or a string).
     pub inline fn number(e: *const Event, key: []const u8) ?Number {
-        const f = e.find(kind_int, kind_float, key) orelse return null;
-        return if (f.kind == kind_int) Number{ .int = f.int() } else Number{ .float = f.float() };
+        const p = e.seek(kind_int, kind_float, key) orelse return null;
+        // the value: 8 bytes (seek checked) after the header and the key
+        const v = ld64(p + 8 + key.len);
+        return if (p[0] == kind_int) Number{ .int = @bitCast(v) } else Number{ .float = @bitCast(v) };
     }
 };
 
@@ -226,23 +257,36 @@ const Parsed = struct { event: Event, size: usize };
 /// Only the frame is checked here (the record, name, correlation id and
 /// field count fit; no loop); fields are checked lazily, as they are read.
 pub inline fn parseRecord(b: []const u8) ?Parsed {
-    if (b.len < 4) return null;
-    const rl = rd32(b, 0);
-    // 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2)
-    if (rl > b.len - 4 or rl < 14) return null;
-    const r = b[4 .. 4 + rl];
-    const nl = rd16(r, 8);
-    if (nl > rl - 14) return null;
-    const cl = rd16(r, 10 + nl);
-    if (cl > rl - 14 - nl) return null;
+    // 18: the smallest record (4 + 14); frameAt reads 14 bytes unchecked
+    if (b.len < 18) return null;
+    var ev: Event = undefined;
+    const size = frameAt(b.ptr, b.len, &ev);
+    if (size == 0) return null;
+    return Parsed{ .event = ev, .size = size };
+}
+
+/// parseRecord for the batch drivers: the record's size (0: a malformed
+/// frame) and its Event in ev. Not an optional struct (see Event.seek).
+/// rec_len and name_len are loaded before any check (avail may be below
+/// 14): the input buffer has in_slack readable bytes after the batch.
+inline fn frameAt(p: [*]const u8, avail: usize, ev: *Event) usize {
+    const rl = ld32(p);
+    const nl = ld16(p + 12);
+    // 14 = ts (8) + name_len (2) + corr_len (2) + nfields (2); the second
+    // compare also rules out rl < 14
+    if (@as(u64, rl) + 4 > avail or nl + 14 > rl) return 0;
+    const r = p + 4;
+    const cl = ld16(r + 10 + nl);
+    if (nl + cl + 14 > rl) return 0;
     const o = 14 + nl + cl;
-    return Parsed{ .event = Event{
-        .ts_ns = @bitCast(rd64(r, 0)),
+    ev.* = Event{
+        .ts_ns = @bitCast(ld64(r)),
         .name = r[10 .. 10 + nl],
         .correlation_id = r[12 + nl .. 12 + nl + cl],
-        .nfields = rd16(r, 12 + nl + cl),
-        .area = r[o..], // bytes after the last field are skipped
-    }, .size = 4 + rl };
+        .nfields = ld16(r + 12 + nl + cl),
+        .area = r[o..rl], // bytes after the last field are skipped
+    };
+    return 4 + @as(usize, rl);
 }
 
 /// Parses -?[0-9]+ into an i64 without overflow (the rule every SDK uses).
@@ -323,8 +367,11 @@ const static_in = 64 << 10;
 const static_out = 16 << 10;
 const max_buf = 64 << 20;
 
+/// The input buffer is followed by in_slack readable bytes, so a record's
+/// fixed-size frame can be loaded before a length check (see frameAt).
+const in_slack = 32;
 /// On a cache line: the host writes every record here.
-var in_static: [static_in]u8 align(64) = undefined;
+var in_static: [static_in + in_slack]u8 align(64) = undefined;
 var out_static: [static_out]u8 = undefined;
 var in_ptr: [*]u8 = &in_static;
 var in_cap: usize = static_in;
@@ -336,9 +383,10 @@ var out_err: i32 = 0;
 /// A fresh region of at least need bytes from memory.grow (no allocator is
 /// linked unless the plugin adds one, and Zig's wasm allocators only use the
 /// pages they grew themselves).
-fn grow(need: usize, cap: *usize) ?[*]u8 {
+/// extra: bytes past need (the input buffer's slack; need alone is limited).
+fn grow(need: usize, extra: usize, cap: *usize) ?[*]u8 {
     if (need > max_buf) return null;
-    const pages = (need + 0xFFFF) >> 16;
+    const pages = (need + extra + 0xFFFF) >> 16;
     const old = @wasmMemoryGrow(0, pages);
     if (old < 0) return null;
     cap.* = pages << 16;
@@ -350,7 +398,7 @@ fn reserve(n: usize) bool {
     if (n <= out_cap - out_len) return true;
     const need = out_len + n;
     var cap: usize = 0;
-    const p = grow(if (need * 2 > max_buf) need else need * 2, &cap) orelse {
+    const p = grow(if (need * 2 > max_buf) need else need * 2, 0, &cap) orelse {
         out_err = err_oom;
         return false;
     };
@@ -431,8 +479,8 @@ fn abiVersion() callconv(.C) i32 {
 fn inBuf(min: u32) callconv(.C) u32 {
     if (min > in_cap) {
         var cap: usize = 0;
-        in_ptr = grow(min, &cap) orelse return 0;
-        in_cap = cap;
+        in_ptr = grow(min, in_slack, &cap) orelse return 0;
+        in_cap = cap - in_slack;
     }
     return @intCast(@intFromPtr(in_ptr));
 }
@@ -444,49 +492,58 @@ fn exportCommon() void {
 
 pub fn runFilter(n: u32, len: u32, comptime keep: fn (*const Event) bool) i64 {
     if (len > in_cap) return err_bad_input;
-    var b: []const u8 = in_ptr[0..len];
     out_len = 0;
     out_err = 0;
     if (!reserve(n)) return out_err;
+    const out = out_ptr;
+    var p: [*]const u8 = in_ptr;
+    var left: usize = len;
     bad_batch = false;
     var i: usize = 0;
     while (i < n) : (i += 1) {
-        const r = parseRecord(b) orelse return err_bad_input;
-        out_ptr[i] = if (keep(&r.event)) 1 else 0;
-        b = b[r.size..];
+        var ev: Event = undefined;
+        const size = frameAt(p, left, &ev);
+        if (size == 0) return err_bad_input;
+        out[i] = @intFromBool(@call(.always_inline, keep, .{&ev}));
+        p += size;
+        left -= size;
     }
-    if (b.len != 0 or bad_batch) return err_bad_input;
+    if (left != 0 or bad_batch) return err_bad_input;
     out_len = n;
     return result();
 }
 
 pub fn runEnrich(n: u32, len: u32, comptime f: fn (*const Event, *Patch) void) i64 {
     if (len > in_cap) return err_bad_input;
-    var b: []const u8 = in_ptr[0..len];
+    var p: [*]const u8 = in_ptr;
+    var left: usize = len;
     out_len = 0;
     out_err = 0;
     bad_batch = false;
     var i: usize = 0;
     while (i < n) : (i += 1) {
-        const r = parseRecord(b) orelse return err_bad_input;
+        var ev: Event = undefined;
+        const size = frameAt(p, left, &ev);
+        if (size == 0) return err_bad_input;
         if (!reserve(4)) return out_err;
         const head = out_len;
         out_len += 4;
-        var p = Patch{};
-        f(&r.event, &p);
+        var pt = Patch{};
+        f(&ev, &pt);
         if (out_err != 0) return out_err;
         const h = out_ptr[head .. head + 4];
-        if (p.dropped) {
+        if (pt.dropped) {
             out_len = head + 4;
             @memcpy(h, &[4]u8{ 1, 0, 0, 0 });
         } else {
-            h[0] = if (p.nops > 0) 2 else 0;
+            h[0] = if (pt.nops > 0) 2 else 0;
             h[1] = 0;
-            std.mem.writeIntLittle(u16, h[2..4], @as(u16, @intCast(p.nops)));
+            std.mem.writeIntLittle(u16, h[2..4], @as(u16, @intCast(pt.nops)));
         }
-        b = b[r.size..];
+        p += size;
+        left -= size;
     }
-    if (b.len != 0 or bad_batch) return err_bad_input;
+    if (left != 0 or bad_batch) return err_bad_input;
     return result();
 }
 
