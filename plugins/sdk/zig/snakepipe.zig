@@ -186,14 +186,13 @@ pub const Event = struct {
     /// are compared only when the lengths match. The first 8 fields are
     /// visited without a Wasm loop (see eqBytes).
     pub inline fn find(e: *const Event, lo: u8, hi: u8, key: []const u8) ?Field {
-        const p = e.seek(lo, hi, key) orelse return null;
-        const h = ld64(p);
-        return Field{ .kind = @truncate(h), .key = p[8 .. 8 + key.len], .value = p[8 + key.len .. 8 + key.len + @as(usize, @intCast(h >> 32))] };
+        return fieldOf(e.seek(lo, hi, key), key.len);
     }
     /// find's walk: the address of the field found (checked as find says),
     /// or null. A pointer, not a ?Field: Zig keeps an optional struct
     /// returned by an inline function in memory (stack stores and loads per
-    /// lookup), a nullable pointer stays in a register.
+    /// lookup, and the batch loop's Event with them), a nullable pointer
+    /// stays in a register.
     inline fn seek(e: *const Event, lo: u8, hi: u8, key: []const u8) ?[*]const u8 {
         if (hi < lo or key.len > 0xffff) return null;
         const want: u32 = (@as(u32, @intCast(key.len)) << 16) | lo;
@@ -208,10 +207,9 @@ pub const Event = struct {
                 // steps 0-7 unrolled, then a loop for the rest
                 while (true) {
                     if (left == 0) return null;
-                    if (room < 8) {
-                        markBad();
-                        return null;
-                    }
+                    // may be read past the record (room < 8): the input
+                    // buffer's slack (see frameAt); such a field fails the
+                    // size check (a field is at least 8 bytes)
                     const hw = ld64(p);
                     const size = 8 + ((hw >> 16) & 0xffff) + (hw >> 32);
                     if (size > room) {
@@ -244,12 +242,28 @@ pub const Event = struct {
     }
     /// An int or float measurement (null when absent or a string).
     pub inline fn number(e: *const Event, key: []const u8) ?Number {
-        const p = e.seek(kind_int, kind_float, key) orelse return null;
-        // the value: 8 bytes (seek checked) after the header and the key
-        const v = ld64(p + 8 + key.len);
-        return if (p[0] == kind_int) Number{ .int = @bitCast(v) } else Number{ .float = @bitCast(v) };
+        return numberAt(e.seek(kind_int, kind_float, key), key.len);
     }
 };
+
+/// Event.find's Field: the field at p (checked by seek), whose key has kl
+/// bytes. Not inline, see numberAt.
+fn fieldOf(p: ?[*]const u8, kl: usize) ?Field {
+    const f = p orelse return null;
+    const h = ld64(f);
+    return Field{ .kind = @truncate(h), .key = f[8 .. 8 + kl], .value = f[8 + kl .. 8 + kl + @as(usize, @intCast(h >> 32))] };
+}
+
+/// Event.number's value: the int or float field at p (checked by seek),
+/// whose key has kl bytes. Not inline: a plain function's ?Number result
+/// stays in registers once LLVM inlines it (an inline function's goes
+/// through the stack, see Event.seek).
+fn numberAt(p: ?[*]const u8, kl: usize) ?Number {
+    const f = p orelse return null;
+    // the value: 8 bytes (seek checked) after the header and the key
+    const v = ld64(f + 8 + kl);
+    return if (f[0] == kind_int) Number{ .int = @bitCast(v) } else Number{ .float = @bitCast(v) };
+}
 
 const Parsed = struct { event: Event, size: usize };
 
